@@ -1,0 +1,198 @@
+//! Command-line definitions. Every flag of every subcommand lives here.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::openai::Endpoint;
+use crate::workload::prompts::PromptArgs;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "llm-loadtest",
+    version,
+    about = "Load bursts against OpenAI-compatible LLM servers, cross-checked against the server's own numbers"
+)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run one burst and print the summary.
+    Run(Box<RunArgs>),
+    /// Run the vLLM-compatible simulator.
+    Sim(crate::sim::SimArgs),
+    /// Preflight a target: health, models, one streamed request, /metrics.
+    Doctor(DoctorArgs),
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like 30s or 2m: {e}"))?;
+    if d.is_zero() {
+        return Err("the duration must be more than zero".into());
+    }
+    Ok(d)
+}
+
+fn parse_target(s: &str) -> Result<url::Url, String> {
+    let u = url::Url::parse(s)
+        .map_err(|e| format!("`{s}` is not a URL ({e}); expected something like http://127.0.0.1:8000"))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(format!("`{s}`: only http:// and https:// targets are supported"));
+    }
+    if u.host_str().is_none() {
+        return Err(format!("`{s}` has no host"));
+    }
+    Ok(u)
+}
+
+fn parse_extra_body(s: &str) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    match serde_json::from_str::<serde_json::Value>(s) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        Ok(_) => Err("--extra-body must be a JSON object, like '{\"top_p\": 0.9}'".into()),
+        Err(e) => Err(format!("--extra-body is not valid JSON: {e}")),
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8000 (a trailing /v1 is accepted).
+    #[arg(long, value_parser = parse_target, required_unless_present = "demo")]
+    pub target: Option<url::Url>,
+    /// Model name as the server serves it.
+    #[arg(long, required_unless_present = "demo")]
+    pub model: Option<String>,
+    /// Which endpoint to load.
+    #[arg(long, value_enum, default_value = "chat")]
+    pub endpoint: Endpoint,
+    /// Ask for non-streamed responses (TTFT then equals end-to-end latency).
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Stop after this many measured requests (default 100 when no --duration).
+    #[arg(long, conflicts_with = "duration")]
+    pub requests: Option<u64>,
+    /// Stop starting requests after this long (e.g. 30s); requests in flight finish.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Requests in flight. Without --rate: a closed loop at exactly this concurrency (default 8).
+    /// With --rate: a cap on requests in flight (default: no cap).
+    #[arg(long)]
+    pub concurrency: Option<u32>,
+    /// Open loop: start this many requests per second.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// With --rate: exponential gaps (a Poisson process) instead of even spacing, seeded by --seed.
+    #[arg(long, requires = "rate")]
+    pub poisson: bool,
+    /// Requests sent first and left out of every statistic.
+    #[arg(long, default_value_t = 0)]
+    pub warmup: u64,
+    /// max_tokens of each request.
+    #[arg(long, default_value_t = 128)]
+    pub max_tokens: u32,
+    /// Send ignore_eos (vLLM extension) so every request generates exactly --max-tokens.
+    #[arg(long)]
+    pub ignore_eos: bool,
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// Extra JSON fields merged into every request body, e.g. '{"top_p": 0.9}'.
+    #[arg(long, value_parser = parse_extra_body)]
+    pub extra_body: Option<serde_json::Map<String, serde_json::Value>>,
+    /// API key (sent as a bearer token; never printed). Prefer the env var or --api-key-file.
+    #[arg(long, env = "LLM_LOADTEST_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Read the API key from this file (first line).
+    #[arg(long, conflicts_with = "api_key")]
+    pub api_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub prompts: PromptArgs,
+    /// Time limit of a whole request.
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    pub timeout: Duration,
+    /// Time limit to the first token.
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    pub first_token_timeout: Duration,
+    /// Time limit to establish a connection.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub connect_timeout: Duration,
+    /// Goodput SLOs in ms, e.g. --goodput ttft:500 tpot:50 e2el:5000.
+    #[arg(long, num_args = 1..)]
+    pub goodput: Vec<String>,
+    /// Write the result JSON here.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Save the result JSON and every request record (JSONL) into this directory.
+    #[arg(long)]
+    pub save_artifacts: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Start the built-in simulator on a free loopback port and target it.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DoctorArgs {
+    #[arg(long, value_parser = parse_target)]
+    pub target: url::Url,
+    #[arg(long)]
+    pub model: String,
+    #[arg(long, value_enum, default_value = "chat")]
+    pub endpoint: Endpoint,
+    #[arg(long, env = "LLM_LOADTEST_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    #[arg(long, conflicts_with = "api_key")]
+    pub api_key_file: Option<PathBuf>,
+    /// Time limit of each check.
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    pub timeout: Duration,
+    /// Print the findings as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_urls_are_explained() {
+        assert!(parse_target("localhost:8000").unwrap_err().contains("http"));
+        assert!(parse_target("not a url").unwrap_err().contains("not a URL"));
+        assert!(parse_target("ftp://x").unwrap_err().contains("only http"));
+        assert!(parse_target("http://127.0.0.1:8000/v1").is_ok());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").unwrap_err().contains("not a duration"));
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn extra_body_must_be_an_object() {
+        assert!(parse_extra_body("[1]").is_err());
+        assert!(parse_extra_body("{").is_err());
+        assert_eq!(parse_extra_body(r#"{"a":1}"#).unwrap().len(), 1);
+    }
+}

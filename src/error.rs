@@ -1,0 +1,31 @@
+//! Library errors. Each maps to an exit code at the CLI edge and to a
+//! bounded label when exported.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Flags, config or files the user gave are wrong: nothing was sent.
+    #[error("{0}")]
+    BadInput(String),
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("could not start the simulator: {0}")]
+    Simulator(String),
+}
+
+impl RunError {
+    pub fn as_label(&self) -> &'static str {
+        match self {
+            RunError::BadInput(_) => "bad_input",
+            RunError::Write { .. } => "write",
+            RunError::Simulator(_) => "simulator",
+        }
+    }
+}
+
+impl From<crate::workload::prompts::PromptError> for RunError {
+    fn from(e: crate::workload::prompts::PromptError) -> Self {
+        RunError::BadInput(e.to_string())
+    }
+}

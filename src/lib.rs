@@ -1,0 +1,25 @@
+//! llm-loadtest: load bursts against OpenAI-compatible LLM servers, measured
+//! exactly on the client and cross-checked against the server.
+//!
+//! Modules follow the pipeline in `design.md`; dependencies point down this list.
+
+/// One burst: scheduling, workers, the per-request record, client-side lag probes.
+pub mod burst;
+/// clap definitions of every subcommand and flag.
+pub mod cli;
+/// Preflight checks of a target with a Symptom / Root cause / Evidence / Solution diagnosis.
+pub mod doctor;
+/// Library error types, each with a bounded label.
+pub mod error;
+/// OpenAI-compatible request bodies and streamed chunk parsing.
+pub mod openai;
+/// Terminal rendering of a run's summary.
+pub mod report;
+/// The `run` command end to end: burst, result JSON, artifacts.
+pub mod run;
+/// The vLLM-compatible simulator (API, metrics, logs, faults).
+pub mod sim;
+/// RequestRecord[] -> ClientStats, with `vllm bench serve` definitions (pure).
+pub mod stats;
+/// Prompts (synthetic, JSONL, ShareGPT) and arrival plans (concurrency, constant, Poisson).
+pub mod workload;

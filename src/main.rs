@@ -1,0 +1,184 @@
+//! The `llm-loadtest` binary: parse flags, set up logging, call the library,
+//! map the outcome to an exit code (0 ran, 1 could not run, 3 verdict WARN
+//! under --fail-on-mismatch).
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use llm_loadtest::cli::{Cli, Command, LogFormat, RunArgs};
+use llm_loadtest::{doctor, report, run, sim};
+use tokio_util::sync::CancellationToken;
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LLM_LOADTEST_LOG").unwrap_or_else(|_| "warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_logging(cli.log_format);
+    // Every stream holds a socket: lift the soft open-files limit to the hard one.
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!("could not raise the open-files limit: {e}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Run(args) => run_command(*args).await,
+            Command::Sim(args) => match sim::run_standalone(args).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            },
+            Command::Doctor(args) => doctor::run_command(args).await,
+        }
+    })
+}
+
+/// Cancel on the first Ctrl-C / SIGTERM so a partial result is still written.
+fn cancel_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    t.cancel();
+                    return;
+                }
+            };
+            tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        eprintln!("cancelling: waiting for requests in flight to be recorded ...");
+        t.cancel();
+    });
+    token
+}
+
+async fn run_command(args: RunArgs) -> ExitCode {
+    // The demo's simulator lives as long as the run.
+    let mut demo = None;
+    let (target, model) = if args.demo {
+        let config = sim::SimConfig {
+            log_sink: sim::LogSink::Discard,
+            ..sim::SimConfig::default()
+        };
+        let model = config.model.clone();
+        match sim::start(config, ([127, 0, 0, 1], 0).into()).await {
+            Ok(h) => {
+                let url = url::Url::parse(&h.base_url()).ok();
+                demo = Some(h);
+                (url, model)
+            }
+            Err(e) => {
+                eprintln!("error: could not start the simulator: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        (args.target.clone(), args.model.clone().unwrap_or_default())
+    };
+    let Some(target) = target else {
+        eprintln!("error: --target is required (or use --demo)");
+        return ExitCode::from(1);
+    };
+    let mut args = args;
+    if args.demo {
+        // A short demo unless the user asked for more.
+        args.requests = args.requests.or(if args.duration.is_none() { Some(64) } else { None });
+        args.concurrency = args.concurrency.or(Some(16));
+    }
+    let run_id = run::new_run_id();
+    let prepared = match run::prepare(&args, &target, &model, &run_id) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let progress = progress_bar(&args, &prepared);
+    let observer: Option<llm_loadtest::burst::RecordObserver> = progress.clone().map(|pb| {
+        Arc::new(move |r: &llm_loadtest::burst::RequestRecord| {
+            if !r.warmup {
+                pb.inc(1);
+            }
+        }) as llm_loadtest::burst::RecordObserver
+    });
+    let cancel = cancel_on_signal();
+    let result = run::run_prepared(prepared, run_id, cancel, observer).await;
+    if let Some(pb) = progress {
+        pb.finish_and_clear();
+    }
+    if let Some(h) = demo {
+        h.shutdown().await;
+    }
+    print!("{}", report::render(&result));
+    let mut code = ExitCode::SUCCESS;
+    if let Some(path) = &args.output {
+        match run::write_atomic(path, &run::result_json(&result)) {
+            Ok(()) => eprintln!("result written to {}", path.display()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                code = ExitCode::from(1);
+            }
+        }
+    }
+    if let Some(dir) = &args.save_artifacts {
+        match run::save_artifacts(dir, &result) {
+            Ok(()) => eprintln!("artifacts saved in {}", dir.display()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                code = ExitCode::from(1);
+            }
+        }
+    }
+    if result.target_unreachable() {
+        eprintln!("error: the target could not be reached: no request got a response (see the errors above)");
+        code = ExitCode::from(1);
+    }
+    code
+}
+
+fn progress_bar(args: &RunArgs, p: &run::Prepared) -> Option<indicatif::ProgressBar> {
+    if args.quiet || std::env::var_os("CI").is_some() || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = match p.plan.stop {
+        llm_loadtest::workload::StopCondition::Requests(n) => indicatif::ProgressBar::new(n),
+        llm_loadtest::workload::StopCondition::Duration(_) => indicatif::ProgressBar::new_spinner(),
+    };
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} requests")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(pb)
+}

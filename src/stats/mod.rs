@@ -1,0 +1,262 @@
+//! RequestRecord[] -> ClientStats. Pure: no I/O, no clock.
+//!
+//! Definitions follow `vllm bench serve` where they overlap, and the JSON
+//! uses its key names (`mean_ttft_ms`, `p99_itl_ms`, `output_throughput`, ...):
+//! - TTFT: send -> first output-carrying chunk (never the role-only chunk).
+//! - TPOT: (e2e - ttft) / (output_tokens - 1), per request with >1 token.
+//! - ITL: every gap between consecutive output-carrying chunks; a chunk with
+//!   several tokens is one arrival (one gap), exactly as `vllm bench serve`.
+//! - E2EL: send -> end of response.
+//! - Throughputs divide by `duration` (first send to last response end).
+//! Latency statistics use completed (`ok`) requests only.
+
+mod summary;
+
+use std::collections::BTreeMap;
+
+use serde::ser::{SerializeMap, Serializer};
+
+pub use summary::LatencySummary;
+
+use crate::burst::{Outcome, ReceiveLag, RequestRecord};
+
+/// Service-level objectives for goodput, milliseconds (like `vllm bench serve --goodput`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Slo {
+    pub ttft_ms: Option<f64>,
+    pub tpot_ms: Option<f64>,
+    pub e2el_ms: Option<f64>,
+}
+
+impl Slo {
+    pub fn is_empty(&self) -> bool {
+        self.ttft_ms.is_none() && self.tpot_ms.is_none() && self.e2el_ms.is_none()
+    }
+
+    /// Parse `ttft:500 tpot:50 e2el:2000` (any subset, ms).
+    pub fn parse(items: &[String]) -> Result<Slo, String> {
+        let mut slo = Slo::default();
+        for item in items {
+            let (key, value) = item
+                .split_once(':')
+                .ok_or_else(|| format!("goodput SLO `{item}` must look like ttft:500 (metric:milliseconds)"))?;
+            let ms: f64 = value
+                .trim()
+                .parse()
+                .ok()
+                .filter(|v: &f64| v.is_finite() && *v > 0.0)
+                .ok_or_else(|| format!("goodput SLO `{item}`: `{value}` is not a positive number of milliseconds"))?;
+            match key.trim() {
+                "ttft" => slo.ttft_ms = Some(ms),
+                "tpot" => slo.tpot_ms = Some(ms),
+                "e2el" => slo.e2el_ms = Some(ms),
+                other => {
+                    return Err(format!(
+                        "goodput SLO `{item}`: unknown metric `{other}` (use ttft, tpot or e2el)"
+                    ));
+                }
+            }
+        }
+        Ok(slo)
+    }
+}
+
+/// When the client's own lag is large enough to distort a figure, the figure
+/// is marked client-bound instead of being presented as the server's.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct ClientBound {
+    /// Receive-side wake-up lag is a sizeable part of TTFT.
+    pub ttft: bool,
+    /// Receive-side wake-up lag is a sizeable part of the inter-token gaps.
+    pub itl: bool,
+    /// Requests left late: the load shape asked for was not delivered.
+    pub schedule: bool,
+    pub reasons: Vec<String>,
+}
+
+/// Lag figures are "sizeable" above this share of the figure they distort.
+pub const CLIENT_BOUND_SHARE: f64 = 0.10;
+/// ... and above this absolute floor (below it, timer noise dominates).
+pub const CLIENT_BOUND_FLOOR_MS: f64 = 1.0;
+
+/// Client-side statistics of one burst.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientStats {
+    pub duration_s: f64,
+    pub num_requests: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub total_input_tokens: u64,
+    pub total_output_tokens: u64,
+    /// Token totals came from server `usage` for every completed request.
+    pub tokens_from_usage: bool,
+    pub request_throughput: f64,
+    pub output_throughput: f64,
+    pub total_token_throughput: f64,
+    pub request_goodput: Option<f64>,
+    pub ttft_ms: LatencySummary,
+    pub tpot_ms: LatencySummary,
+    pub itl_ms: LatencySummary,
+    pub e2el_ms: LatencySummary,
+    /// Failed requests by outcome label.
+    pub errors: BTreeMap<&'static str, u64>,
+    pub finish_reasons: BTreeMap<String, u64>,
+    pub http_statuses: BTreeMap<u16, u64>,
+    pub schedule_lag_ms: LatencySummary,
+    pub receive_lag: ReceiveLag,
+    pub client_bound: ClientBound,
+}
+
+/// Compute the statistics of the measured (non-warm-up) records.
+pub fn compute(records: &[RequestRecord], duration_s: f64, receive_lag: &ReceiveLag, slo: &Slo) -> ClientStats {
+    let measured: Vec<&RequestRecord> = records.iter().filter(|r| !r.warmup).collect();
+    let ok: Vec<&RequestRecord> = measured.iter().copied().filter(|r| r.is_ok()).collect();
+
+    let mut ttft = Vec::with_capacity(ok.len());
+    let mut tpot = Vec::with_capacity(ok.len());
+    let mut itl = Vec::new();
+    let mut e2el = Vec::with_capacity(ok.len());
+    let mut input = 0u64;
+    let mut output = 0u64;
+    let mut good = 0u64;
+    let mut finish_reasons = BTreeMap::new();
+    for r in &ok {
+        let out_tokens = r.completion_tokens.unwrap_or(0);
+        input += r.prompt_tokens.unwrap_or(0);
+        output += out_tokens;
+        let t = r.ttft_s.unwrap_or(0.0) * 1e3;
+        let e = r.e2e_s.unwrap_or(0.0) * 1e3;
+        ttft.push(t);
+        e2el.push(e);
+        let tp = (out_tokens > 1).then(|| (e - t) / (out_tokens - 1) as f64);
+        if let Some(tp) = tp {
+            tpot.push(tp);
+        }
+        itl.extend(r.chunk_times_s.windows(2).map(|w| (w[1] - w[0]) * 1e3));
+        if let Some(f) = &r.finish_reason {
+            *finish_reasons.entry(f.clone()).or_insert(0) += 1;
+        }
+        let meets = slo.ttft_ms.is_none_or(|s| t <= s)
+            && slo.tpot_ms.is_none_or(|s| tp.unwrap_or(0.0) <= s)
+            && slo.e2el_ms.is_none_or(|s| e <= s);
+        good += u64::from(meets);
+    }
+
+    let mut errors = BTreeMap::new();
+    let mut http_statuses = BTreeMap::new();
+    for r in &measured {
+        if r.outcome != Outcome::Ok {
+            *errors.entry(r.outcome.as_label()).or_insert(0) += 1;
+        }
+        if let Some(s) = r.http_status {
+            *http_statuses.entry(s).or_insert(0) += 1;
+        }
+    }
+    let lags: Vec<f64> = measured.iter().map(|r| r.schedule_lag_s() * 1e3).collect();
+
+    let rate = |n: f64| if duration_s > 0.0 { n / duration_s } else { 0.0 };
+    let ttft_ms = LatencySummary::from_samples(ttft);
+    let itl_ms = LatencySummary::from_samples(itl);
+    let schedule_lag_ms = LatencySummary::from_samples(lags);
+    let client_bound = judge_client_bound(&ttft_ms, &itl_ms, &schedule_lag_ms, receive_lag);
+    ClientStats {
+        duration_s,
+        num_requests: measured.len() as u64,
+        completed: ok.len() as u64,
+        failed: (measured.len() - ok.len()) as u64,
+        total_input_tokens: input,
+        total_output_tokens: output,
+        tokens_from_usage: ok.iter().all(|r| r.tokens_from_usage),
+        request_throughput: rate(ok.len() as f64),
+        output_throughput: rate(output as f64),
+        total_token_throughput: rate((input + output) as f64),
+        request_goodput: (!slo.is_empty()).then(|| rate(good as f64)),
+        ttft_ms,
+        tpot_ms: LatencySummary::from_samples(tpot),
+        itl_ms,
+        e2el_ms: LatencySummary::from_samples(e2el),
+        errors,
+        finish_reasons,
+        http_statuses,
+        schedule_lag_ms,
+        receive_lag: receive_lag.clone(),
+        client_bound,
+    }
+}
+
+/// Decide which figures the client itself may have distorted.
+fn judge_client_bound(
+    ttft: &LatencySummary,
+    itl: &LatencySummary,
+    sched: &LatencySummary,
+    recv: &ReceiveLag,
+) -> ClientBound {
+    let mut cb = ClientBound::default();
+    let recv_p99_ms = recv.p99_us / 1e3;
+    let sizeable = |lag_ms: f64, figure_ms: Option<f64>| {
+        lag_ms > CLIENT_BOUND_FLOOR_MS && figure_ms.is_some_and(|f| lag_ms > CLIENT_BOUND_SHARE * f)
+    };
+    // Compared with the mean: coalesced chunks make the median ITL ~0.
+    if sizeable(recv_p99_ms, ttft.mean) {
+        cb.ttft = true;
+        cb.reasons.push(format!(
+            "receive-side wake-up lag p99 {recv_p99_ms:.2} ms is over {:.0}% of the mean TTFT {:.2} ms",
+            CLIENT_BOUND_SHARE * 100.0,
+            ttft.mean.unwrap_or(0.0)
+        ));
+    }
+    if sizeable(recv_p99_ms, itl.mean) {
+        cb.itl = true;
+        cb.reasons.push(format!(
+            "receive-side wake-up lag p99 {recv_p99_ms:.2} ms is over {:.0}% of the mean ITL {:.2} ms",
+            CLIENT_BOUND_SHARE * 100.0,
+            itl.mean.unwrap_or(0.0)
+        ));
+    }
+    if let Some(p99) = sched.p99
+        && p99 > CLIENT_BOUND_FLOOR_MS * 10.0
+    {
+        cb.schedule = true;
+        cb.reasons.push(format!(
+            "requests left up to {p99:.1} ms (p99) after their scheduled time: the client could not deliver the requested load shape"
+        ));
+    }
+    cb
+}
+
+impl serde::Serialize for ClientStats {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("duration", &self.duration_s)?;
+        m.serialize_entry("num_requests", &self.num_requests)?;
+        m.serialize_entry("completed", &self.completed)?;
+        m.serialize_entry("failed", &self.failed)?;
+        m.serialize_entry("total_input_tokens", &self.total_input_tokens)?;
+        m.serialize_entry("total_output_tokens", &self.total_output_tokens)?;
+        m.serialize_entry("tokens_from_usage", &self.tokens_from_usage)?;
+        m.serialize_entry("request_throughput", &self.request_throughput)?;
+        m.serialize_entry("output_throughput", &self.output_throughput)?;
+        m.serialize_entry("total_token_throughput", &self.total_token_throughput)?;
+        m.serialize_entry("request_goodput", &self.request_goodput)?;
+        for (name, summary) in [
+            ("ttft", &self.ttft_ms),
+            ("tpot", &self.tpot_ms),
+            ("itl", &self.itl_ms),
+            ("e2el", &self.e2el_ms),
+        ] {
+            for (stat, value) in summary.named() {
+                m.serialize_entry(&format!("{stat}_{name}_ms"), &value)?;
+            }
+        }
+        m.serialize_entry("errors", &self.errors)?;
+        m.serialize_entry("finish_reasons", &self.finish_reasons)?;
+        m.serialize_entry("http_statuses", &self.http_statuses)?;
+        m.serialize_entry("schedule_lag_ms", &self.schedule_lag_ms)?;
+        m.serialize_entry("receive_lag", &self.receive_lag)?;
+        m.serialize_entry("client_bound", &self.client_bound)?;
+        m.end()
+    }
+}
+
+#[cfg(test)]
+mod tests;

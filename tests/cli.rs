@@ -1,0 +1,151 @@
+//! The binary as a user runs it: the demo, exit codes, and messages for bad input.
+
+use std::process::{Command, Output};
+
+fn bin(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_llm-loadtest"))
+        .args(args)
+        .env("CI", "1")
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn demo_runs_and_writes_its_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let art = dir.path().join("art");
+    let o = bin(&[
+        "run",
+        "--demo",
+        "--requests",
+        "12",
+        "--max-tokens",
+        "8",
+        "--output",
+        out.to_str().unwrap(),
+        "--save-artifacts",
+        art.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout.contains("Successful requests") && stdout.contains("TTFT"),
+        "{stdout}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(v["completed"], 12);
+    assert_eq!(v["schema_version"], 1);
+    let lines = std::fs::read_to_string(art.join("requests.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 12);
+    assert!(art.join("result.json").is_file());
+}
+
+#[test]
+fn bad_flags_exit_1_with_a_message() {
+    let o = bin(&["run", "--target", "http://127.0.0.1:1", "--model", "m", "--bogus"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--bogus"));
+
+    let o = bin(&["run", "--target", "localhost:8000", "--model", "m"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("http"), "{}", stderr(&o));
+
+    let o = bin(&[
+        "run",
+        "--target",
+        "http://127.0.0.1:1",
+        "--model",
+        "m",
+        "--dataset",
+        "/nope.jsonl",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("/nope.jsonl"), "{}", stderr(&o));
+
+    let o = bin(&["run", "--model", "m"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--target"));
+}
+
+#[test]
+fn unreachable_target_exits_1_but_keeps_the_result() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let url = format!("http://127.0.0.1:{port}");
+    let o = bin(&[
+        "run",
+        "--target",
+        &url,
+        "--model",
+        "m",
+        "--requests",
+        "2",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("could not be reached"));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(v["errors"]["connect_error"], 2);
+}
+
+#[test]
+fn api_key_is_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_llm-loadtest"))
+        .args([
+            "run",
+            "--demo",
+            "--requests",
+            "2",
+            "--max-tokens",
+            "2",
+            "--output",
+            out.to_str().unwrap(),
+        ])
+        .env("LLM_LOADTEST_API_KEY", "sk-very-secret-123")
+        .env("CI", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let all = format!(
+        "{}{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        stderr(&o),
+        std::fs::read_to_string(&out).unwrap()
+    );
+    assert!(!all.contains("sk-very-secret-123"));
+}
+
+#[test]
+fn doctor_diagnoses_an_unreachable_target() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let o = bin(&[
+        "doctor",
+        "--target",
+        &format!("http://127.0.0.1:{port}"),
+        "--model",
+        "m",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("### 1. [ERROR] Symptom") && stdout.contains("No response from the server"),
+        "{stdout}"
+    );
+}

@@ -1,0 +1,144 @@
+//! End-to-end against a real vLLM server (`scripts/test.sh` starts one and
+//! sets LLM_LOADTEST_REAL_VLLM_URL). Ignored in a plain `cargo test`; the
+//! test script runs them with --include-ignored, and then they fail, never
+//! skip, when the server is missing.
+
+use std::process::Command;
+
+fn real_vllm() -> (String, String) {
+    let url = std::env::var("LLM_LOADTEST_REAL_VLLM_URL")
+        .expect("LLM_LOADTEST_REAL_VLLM_URL is not set: start ../shared/real-vllm/start.sh (scripts/test.sh does)");
+    let model = std::env::var("LLM_LOADTEST_REAL_VLLM_MODEL").unwrap_or_else(|_| "tiny".into());
+    (url, model)
+}
+
+fn run_json(args: &[&str]) -> (serde_json::Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("result.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_llm-loadtest"))
+        .arg("run")
+        .args(args)
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "run failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    (v, stdout)
+}
+
+#[test]
+#[ignore = "needs a real vLLM: run scripts/test.sh"]
+fn streamed_chat_burst_counts_tokens_from_usage() {
+    let (url, model) = real_vllm();
+    let dir = tempfile::tempdir().unwrap();
+    let art = dir.path().join("artifacts");
+    let (v, stdout) = run_json(&[
+        "--target",
+        &url,
+        "--model",
+        &model,
+        "--requests",
+        "24",
+        "--concurrency",
+        "6",
+        "--max-tokens",
+        "32",
+        "--ignore-eos",
+        "--input-tokens",
+        "24",
+        "--save-artifacts",
+        art.to_str().unwrap(),
+    ]);
+    assert_eq!(v["completed"], 24, "{stdout}");
+    assert_eq!(v["failed"], 0, "{stdout}");
+    assert_eq!(v["tokens_from_usage"], true);
+    // ignore_eos + max_tokens pins the output length: the server's usage says so too.
+    assert_eq!(v["total_output_tokens"], 24 * 32);
+    // The totals are the sums of each request's server-reported usage.
+    let records = std::fs::read_to_string(art.join("requests.jsonl")).unwrap();
+    let (mut prompt, mut completion, mut n) = (0u64, 0u64, 0);
+    for line in records.lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(r["outcome"], "ok");
+        assert_eq!(r["tokens_from_usage"], true);
+        prompt += r["prompt_tokens"].as_u64().unwrap();
+        completion += r["completion_tokens"].as_u64().unwrap();
+        // Every output chunk is timestamped; the first one is the TTFT.
+        let chunks = r["chunk_times_s"].as_array().unwrap();
+        assert!(!chunks.is_empty());
+        assert_eq!(r["ttft_s"], chunks[0]);
+        n += 1;
+    }
+    assert_eq!(n, 24);
+    assert_eq!(v["total_input_tokens"].as_u64().unwrap(), prompt);
+    assert_eq!(v["total_output_tokens"].as_u64().unwrap(), completion);
+    assert!(v["mean_ttft_ms"].as_f64().unwrap() > 0.0);
+    assert!(v["p99_itl_ms"].as_f64().unwrap() > 0.0);
+    assert!(v["finish_reasons"]["length"] == 24, "{}", v["finish_reasons"]);
+}
+
+#[test]
+#[ignore = "needs a real vLLM: run scripts/test.sh"]
+fn completions_endpoint_and_unknown_model() {
+    let (url, model) = real_vllm();
+    let (v, _) = run_json(&[
+        "--target",
+        &url,
+        "--model",
+        &model,
+        "--endpoint",
+        "completions",
+        "--requests",
+        "6",
+        "--concurrency",
+        "3",
+        "--max-tokens",
+        "16",
+        "--ignore-eos",
+    ]);
+    assert_eq!(v["completed"], 6);
+    assert_eq!(v["total_output_tokens"], 6 * 16);
+
+    // A model the server does not serve: every request is an HTTP 404, counted, and the run still completes.
+    let (v, stdout) = run_json(&[
+        "--target",
+        &url,
+        "--model",
+        "no-such-model",
+        "--requests",
+        "3",
+        "--concurrency",
+        "1",
+    ]);
+    assert_eq!(v["completed"], 0);
+    assert_eq!(v["errors"]["http_error"], 3);
+    assert_eq!(v["http_statuses"]["404"], 3);
+    assert!(stdout.contains("does not exist"), "{stdout}");
+}
+
+#[test]
+#[ignore = "needs a real vLLM: run scripts/test.sh"]
+fn doctor_finds_a_healthy_real_server() {
+    let (url, model) = real_vllm();
+    let out = Command::new(env!("CARGO_BIN_EXE_llm-loadtest"))
+        .args(["doctor", "--target", &url, "--model", &model, "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(out.status.success(), "{v:#}");
+    assert_eq!(v["findings"].as_array().unwrap().len(), 0, "{v:#}");
+    assert_eq!(v["observations"]["version"], "0.32.0");
+    assert!(v["observations"]["vllm_families"].as_u64().unwrap() > 20);
+    assert!(
+        v["observations"]["stream"]["usage"]["completion_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+}
