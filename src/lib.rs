@@ -13,6 +13,8 @@ pub mod doctor;
 pub mod error;
 /// OpenAI-compatible request bodies and streamed chunk parsing.
 pub mod openai;
+/// Prometheus exposition-format parser (lenient), snapshot deltas, histogram math.
+pub mod promtext;
 /// Terminal rendering of a run's summary.
 pub mod report;
 /// The `run` command end to end: burst, result JSON, artifacts.
