@@ -21,29 +21,15 @@ use llm_loadtest::sim::{self, LatencyDist, LengthDist, LogSink, SimConfig, SimHa
 use tokio_util::sync::CancellationToken;
 
 fn sim_runtime(config: SimConfig) -> (tokio::runtime::Runtime, SimHandle) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let handle = rt.block_on(sim::start(config, ([127, 0, 0, 1], 0).into())).unwrap();
     (rt, handle)
 }
 
 fn burst(client_rt: &tokio::runtime::Runtime, url: &str, extra: &[&str]) -> run::RunResult {
-    let mut argv = vec![
-        "llm-loadtest",
-        "run",
-        "--target",
-        url,
-        "--model",
-        "sim-model",
-        "--quiet",
-    ];
+    let mut argv = vec!["llm-loadtest", "run", "--target", url, "--model", "sim-model", "--quiet"];
     argv.extend_from_slice(extra);
-    let Command::Run(a) = Cli::try_parse_from(argv).unwrap().command else {
-        unreachable!()
-    };
+    let Command::Run(a) = Cli::try_parse_from(argv).unwrap().command else { unreachable!() };
     client_rt.block_on(async {
         let p = run::prepare(&a, &url::Url::parse(url).unwrap(), "sim-model", "bench").unwrap();
         run::run_prepared(p, "bench".into(), CancellationToken::new(), None).await
@@ -56,27 +42,16 @@ fn zero() -> LatencyDist {
 
 fn main() {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
-    let threads = std::env::var("BENCH_CLIENT_THREADS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2);
+    let threads = std::env::var("BENCH_CLIENT_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(2);
     println!("client runtime: {threads} worker threads; simulator: 1");
-    let client_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()
-        .unwrap();
+    let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build().unwrap();
 
     println!("== throughput, zero server delay, 16 tokens per request, 5 s per point ==");
     println!(
         "{:>12} {:>12} {:>14} {:>10} {:>16}",
         "concurrency", "requests/s", "tokens/s", "failed", "recv lag p99 ms"
     );
-    let points: Vec<u32> = if std::env::var_os("BENCH_SKIP_THROUGHPUT").is_some() {
-        vec![]
-    } else {
-        vec![1, 64, 1024]
-    };
+    let points: Vec<u32> = if std::env::var_os("BENCH_SKIP_THROUGHPUT").is_some() { vec![] } else { vec![1, 64, 1024] };
     for c in points {
         let (sim_rt, sim) = sim_runtime(SimConfig {
             ttft: zero(),
@@ -89,17 +64,7 @@ fn main() {
         let r = burst(
             &client_rt,
             &sim.base_url(),
-            &[
-                "--concurrency",
-                &c_s,
-                "--duration",
-                "5s",
-                "--max-tokens",
-                "16",
-                "--ignore-eos",
-                "--input-tokens",
-                "32",
-            ],
+            &["--concurrency", &c_s, "--duration", "5s", "--max-tokens", "16", "--ignore-eos", "--input-tokens", "32"],
         );
         println!(
             "{:>12} {:>12.0} {:>14.0} {:>10} {:>16.2}",
@@ -124,17 +89,7 @@ fn main() {
     let r = burst(
         &client_rt,
         &sim.base_url(),
-        &[
-            "--concurrency",
-            "512",
-            "--requests",
-            "4096",
-            "--max-tokens",
-            "64",
-            "--ignore-eos",
-            "--input-tokens",
-            "32",
-        ],
+        &["--concurrency", "512", "--requests", "4096", "--max-tokens", "64", "--ignore-eos", "--input-tokens", "32"],
     );
     let first = sim.first_token_instants();
     let start = r.start_instant.expect("the burst start instant");

@@ -36,6 +36,36 @@ pub enum Command {
     Sim(crate::sim::SimArgs),
     /// Preflight a target: health, models, one streamed request, /metrics.
     Doctor(DoctorArgs),
+    /// Recompute a run's validation from the directory `run --save-artifacts` wrote.
+    Validate(ValidateArgs),
+    /// Show what the parsers understood of a saved file.
+    #[command(subcommand)]
+    Inspect(InspectCommand),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ValidateArgs {
+    /// Artifact directory (result.json, requests.jsonl, metrics_*.txt).
+    pub dir: PathBuf,
+    /// Override the saved tolerance (fraction; latencies get twice it).
+    #[arg(long, value_parser = parse_fraction)]
+    pub tolerance: Option<f64>,
+    /// Print the validation as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit with code 3 when the recomputed verdict is WARN.
+    #[arg(long)]
+    pub fail_on_mismatch: bool,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum InspectCommand {
+    /// A saved Prometheus /metrics exposition (text 0.0.4 or OpenMetrics).
+    Metrics {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -44,6 +74,18 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err("the duration must be more than zero".into());
     }
     Ok(d)
+}
+
+fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like 1s or 500ms: {e}"))
+}
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number; use a fraction like 0.05 for ±5%"))?;
+    if !(v.is_finite() && v > 0.0 && v <= 10.0) {
+        return Err(format!("`{s}`: the tolerance must be a fraction above 0 (0.05 = ±5%)"));
+    }
+    Ok(v)
 }
 
 fn parse_target(s: &str) -> Result<url::Url, String> {
@@ -136,6 +178,25 @@ pub struct RunArgs {
     /// Save the result JSON and every request record (JSONL) into this directory.
     #[arg(long)]
     pub save_artifacts: Option<PathBuf>,
+    /// Server /metrics to cross-check with (default: TARGET/metrics).
+    #[arg(long, value_parser = parse_target)]
+    pub metrics_url: Option<url::Url>,
+    /// Do not scrape /metrics or validate; measure the client only.
+    #[arg(long)]
+    pub skip_validation: bool,
+    /// Relative tolerance of the count checks (0.05 = ±5%); latency checks get twice it.
+    /// Default: 5% for counts, 10% for TTFT and E2E.
+    #[arg(long, value_parser = parse_fraction)]
+    pub tolerance: Option<f64>,
+    /// Quiet window before the burst in which other clients' traffic on the server is measured (0s: none).
+    #[arg(long, value_parser = parse_duration_or_zero, default_value = "1s")]
+    pub idle_window: Duration,
+    /// After the burst, poll /metrics up to this long until the server's counters stop moving.
+    #[arg(long, value_parser = parse_duration_or_zero, default_value = "5s")]
+    pub settle_timeout: Duration,
+    /// Exit with code 3 when the validation verdict is WARN.
+    #[arg(long)]
+    pub fail_on_mismatch: bool,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,

@@ -107,34 +107,6 @@ async fn get(client: &reqwest::Client, url: &str, accept: Option<&str>) -> (Prob
     }
 }
 
-/// Which vLLM versions a set of metric family names implies (vllm-facts.md, "Name changes").
-pub fn implied_vllm_version(body: &str) -> Option<String> {
-    let has = |name: &str| {
-        body.lines()
-            .any(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ', '_']))
-    };
-    if !body.contains("vllm:") {
-        return None;
-    }
-    let mut clues = Vec::new();
-    if has("vllm:kv_cache_usage_perc") && !has("vllm:gpu_cache_usage_perc") {
-        clues.push("kv_cache_usage_perc without gpu_cache_usage_perc: v1 engine, 0.12 or later");
-    } else if has("vllm:kv_cache_usage_perc") {
-        clues.push("both kv_ and gpu_cache_usage_perc: 0.9.2 to 0.11");
-    } else if has("vllm:gpu_cache_usage_perc") {
-        clues.push("gpu_cache_usage_perc only: before 0.9.2");
-    }
-    if has("vllm:request_time_per_output_token_seconds") {
-        clues.push("request_time_per_output_token_seconds: 0.11 or later");
-    } else if has("vllm:time_per_output_token_seconds") && !has("vllm:inter_token_latency_seconds") {
-        clues.push("time_per_output_token_seconds without inter_token_latency_seconds: before 0.10.2");
-    }
-    if has("vllm:num_requests_swapped") {
-        clues.push("num_requests_swapped: v0 engine");
-    }
-    Some(clues.join("; "))
-}
-
 /// Gather observations. Never fails: every problem becomes an observation.
 pub async fn observe(
     base_url: &str,
@@ -143,11 +115,7 @@ pub async fn observe(
     api_key: Option<&str>,
     timeout: Duration,
 ) -> Observations {
-    let mut obs = Observations {
-        base_url: base_url.to_owned(),
-        model: model.to_owned(),
-        ..Default::default()
-    };
+    let mut obs = Observations { base_url: base_url.to_owned(), model: model.to_owned(), ..Default::default() };
     let client = match reqwest::Client::builder()
         .no_proxy()
         .timeout(timeout)
@@ -164,24 +132,17 @@ pub async fn observe(
     let (models, body) = get(&client, &format!("{base_url}/v1/models"), None).await;
     obs.models = models;
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
-        obs.served_models = v["data"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|m| m["id"].as_str().map(str::to_owned)).collect());
+        obs.served_models =
+            v["data"].as_array().map(|a| a.iter().filter_map(|m| m["id"].as_str().map(str::to_owned)).collect());
     }
     let (_, version) = get(&client, &format!("{base_url}/version"), None).await;
-    obs.version = serde_json::from_str::<serde_json::Value>(&version)
-        .ok()
-        .and_then(|v| v["version"].as_str().map(str::to_owned));
+    obs.version =
+        serde_json::from_str::<serde_json::Value>(&version).ok().and_then(|v| v["version"].as_str().map(str::to_owned));
     obs.stream = stream_probe(&client, base_url, model, endpoint, api_key).await;
-    let (metrics, body) = get(
-        &client,
-        &format!("{base_url}/metrics"),
-        Some("text/plain; version=0.0.4"),
-    )
-    .await;
+    let (metrics, body) = get(&client, &format!("{base_url}/metrics"), Some("text/plain; version=0.0.4")).await;
     obs.metrics = metrics;
     obs.vllm_families = body.lines().filter(|l| l.starts_with("# TYPE vllm:")).count();
-    obs.implied_version = implied_vllm_version(&body);
+    obs.implied_version = crate::server::catalogue::implied_vllm_version(&crate::promtext::parse(&body));
     obs
 }
 
@@ -192,12 +153,7 @@ async fn stream_probe(
     endpoint: Endpoint,
     api_key: Option<&str>,
 ) -> StreamProbe {
-    let opts = RequestOptions {
-        model: model.to_owned(),
-        stream: true,
-        max_tokens: Some(16),
-        ..Default::default()
-    };
+    let opts = RequestOptions { model: model.to_owned(), stream: true, max_tokens: Some(16), ..Default::default() };
     let body = build_body(endpoint, "Say hello.", &opts);
     let mut req = client.post(format!("{base_url}{}", endpoint.path())).json(&body);
     if let Some(k) = api_key {
@@ -213,11 +169,7 @@ async fn stream_probe(
         }
     };
     p.status = Some(resp.status().as_u16());
-    p.content_type = resp
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    p.content_type = resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     if !resp.status().is_success() {
         p.error = Some(excerpt(&resp.text().await.unwrap_or_default()));
         return p;
@@ -420,10 +372,7 @@ pub fn render(o: &Observations, findings: &[Finding]) -> String {
         },
         status_word(&o.metrics),
         o.vllm_families,
-        o.version
-            .as_ref()
-            .map(|v| format!(", /version says {v}"))
-            .unwrap_or_default(),
+        o.version.as_ref().map(|v| format!(", /version says {v}")).unwrap_or_default(),
     ));
     if let Some(v) = &o.implied_version {
         s.push_str(&format!("Metric names imply: {v}\n"));
@@ -432,11 +381,7 @@ pub fn render(o: &Observations, findings: &[Finding]) -> String {
         s.push_str("\nNo problem found: the target is ready for a load test.\n");
     }
     for (i, f) in findings.iter().enumerate() {
-        let sev = if f.severity == Severity::Error {
-            "ERROR"
-        } else {
-            "WARNING"
-        };
+        let sev = if f.severity == Severity::Error { "ERROR" } else { "WARNING" };
         s.push_str(&format!(
             "\n### {}. [{sev}] Symptom\n{}\n\n#### Root Cause\n{}\n\n#### Evidence\n",
             i + 1,
@@ -480,11 +425,7 @@ pub async fn run_command(args: DoctorArgs) -> ExitCode {
     } else {
         print!("{}", render(&obs, &findings));
     }
-    if findings.iter().any(|f| f.severity == Severity::Error) {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
+    if findings.iter().any(|f| f.severity == Severity::Error) { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
 #[cfg(test)]
@@ -495,14 +436,8 @@ mod tests {
         Observations {
             base_url: "http://h".into(),
             model: "m".into(),
-            health: Probe {
-                status: Some(200),
-                ..Default::default()
-            },
-            models: Probe {
-                status: Some(200),
-                ..Default::default()
-            },
+            health: Probe { status: Some(200), ..Default::default() },
+            models: Probe { status: Some(200), ..Default::default() },
             served_models: Some(vec!["m".into()]),
             stream: StreamProbe {
                 status: Some(200),
@@ -510,17 +445,11 @@ mod tests {
                 ttft_ms: Some(10.0),
                 e2e_ms: Some(20.0),
                 token_chunks: 16,
-                usage: Some(openai::Usage {
-                    prompt_tokens: 5,
-                    completion_tokens: 16,
-                }),
+                usage: Some(openai::Usage { prompt_tokens: 5, completion_tokens: 16 }),
                 saw_done: true,
                 ..Default::default()
             },
-            metrics: Probe {
-                status: Some(200),
-                ..Default::default()
-            },
+            metrics: Probe { status: Some(200), ..Default::default() },
             vllm_families: 30,
             ..Default::default()
         }
@@ -535,10 +464,7 @@ mod tests {
     fn unreachable_is_one_error() {
         let o = Observations {
             base_url: "http://h".into(),
-            health: Probe {
-                error: Some("connection refused".into()),
-                ..Default::default()
-            },
+            health: Probe { error: Some("connection refused".into()), ..Default::default() },
             ..Default::default()
         };
         let f = diagnose(&o);
@@ -552,11 +478,7 @@ mod tests {
         let mut o = healthy();
         o.model = "llama".into();
         let f = diagnose(&o);
-        assert!(
-            f.iter()
-                .any(|x| x.symptom.contains("404") && x.solution[0].contains("--model m")),
-            "{f:?}"
-        );
+        assert!(f.iter().any(|x| x.symptom.contains("404") && x.solution[0].contains("--model m")), "{f:?}");
     }
 
     #[test]
@@ -569,13 +491,5 @@ mod tests {
         assert!(f.iter().all(|x| x.severity == Severity::Warning));
         let text = render(&o, &f);
         assert!(text.contains("#### Root Cause") && text.contains("#### Verification"));
-    }
-
-    #[test]
-    fn version_clues() {
-        let new = "# TYPE vllm:kv_cache_usage_perc gauge\nvllm:kv_cache_usage_perc{engine=\"0\"} 0.0\nvllm:request_time_per_output_token_seconds_count 1.0\n";
-        let v = implied_vllm_version(new).unwrap();
-        assert!(v.contains("0.12 or later") && v.contains("0.11 or later"), "{v}");
-        assert!(implied_vllm_version("http_requests_total 1.0\n").is_none());
     }
 }

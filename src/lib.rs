@@ -11,6 +11,8 @@ pub mod cli;
 pub mod doctor;
 /// Library error types, each with a bounded label.
 pub mod error;
+/// Offline commands over saved files: `validate DIR`, `inspect metrics FILE`.
+pub mod offline;
 /// OpenAI-compatible request bodies and streamed chunk parsing.
 pub mod openai;
 /// Prometheus exposition-format parser (lenient), snapshot deltas, histogram math.
@@ -19,9 +21,13 @@ pub mod promtext;
 pub mod report;
 /// The `run` command end to end: burst, result JSON, artifacts.
 pub mod run;
+/// Scraping the server's /metrics; the vLLM metric catalogue.
+pub mod server;
 /// The vLLM-compatible simulator (API, metrics, logs, faults).
 pub mod sim;
 /// RequestRecord[] -> ClientStats, with `vllm bench serve` definitions (pure).
 pub mod stats;
+/// Client vs server comparisons, tolerances, verdicts (pure); the validation table.
+pub mod validate;
 /// Prompts (synthetic, JSONL, ShareGPT) and arrival plans (concurrency, constant, Poisson).
 pub mod workload;

@@ -13,9 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LLM_LOADTEST_LOG").unwrap_or_else(|_| "warn".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -54,6 +52,8 @@ fn main() -> ExitCode {
                 }
             },
             Command::Doctor(args) => doctor::run_command(args).await,
+            Command::Validate(args) => validate_command(&args),
+            Command::Inspect(what) => inspect_command(&what),
         }
     })
 }
@@ -88,10 +88,7 @@ async fn run_command(args: RunArgs) -> ExitCode {
     // The demo's simulator lives as long as the run.
     let mut demo = None;
     let (target, model) = if args.demo {
-        let config = sim::SimConfig {
-            log_sink: sim::LogSink::Discard,
-            ..sim::SimConfig::default()
-        };
+        let config = sim::SimConfig { log_sink: sim::LogSink::Discard, ..sim::SimConfig::default() };
         let model = config.model.clone();
         match sim::start(config, ([127, 0, 0, 1], 0).into()).await {
             Ok(h) => {
@@ -142,6 +139,9 @@ async fn run_command(args: RunArgs) -> ExitCode {
         h.shutdown().await;
     }
     print!("{}", report::render(&result));
+    if let Some(v) = &result.validation {
+        print!("{}", llm_loadtest::validate::render_table(v));
+    }
     let mut code = ExitCode::SUCCESS;
     if let Some(path) = &args.output {
         match run::write_atomic(path, &run::result_json(&result)) {
@@ -164,8 +164,56 @@ async fn run_command(args: RunArgs) -> ExitCode {
     if result.target_unreachable() {
         eprintln!("error: the target could not be reached: no request got a response (see the errors above)");
         code = ExitCode::from(1);
+    } else if args.fail_on_mismatch
+        && result.validation.as_ref().is_some_and(|v| v.overall == llm_loadtest::validate::Status::Warn)
+    {
+        eprintln!("validation verdict WARN (--fail-on-mismatch): exit code 3");
+        code = ExitCode::from(3);
     }
     code
+}
+
+fn validate_command(args: &llm_loadtest::cli::ValidateArgs) -> ExitCode {
+    match llm_loadtest::offline::validate_dir(&args.dir, args.tolerance) {
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+        Ok(v) => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                print!("{}", llm_loadtest::validate::render_table(&v));
+            }
+            if args.fail_on_mismatch && v.overall == llm_loadtest::validate::Status::Warn {
+                ExitCode::from(3)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+    }
+}
+
+fn inspect_command(what: &llm_loadtest::cli::InspectCommand) -> ExitCode {
+    use llm_loadtest::cli::InspectCommand;
+    match what {
+        InspectCommand::Metrics { file, json } => match std::fs::read(file) {
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", file.display());
+                ExitCode::from(1)
+            }
+            Ok(bytes) => {
+                // Saved files may hold anything: decode lossily, never fail on bytes.
+                let v = llm_loadtest::offline::inspect_metrics(&String::from_utf8_lossy(&bytes));
+                if *json {
+                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                } else {
+                    print!("{}", llm_loadtest::offline::render_inspect_metrics(&v));
+                }
+                ExitCode::SUCCESS
+            }
+        },
+    }
 }
 
 fn progress_bar(args: &RunArgs, p: &run::Prepared) -> Option<indicatif::ProgressBar> {

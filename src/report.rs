@@ -21,32 +21,17 @@ pub fn render(r: &RunResult) -> String {
     t.load_style(NOTHING);
     let approx = if c.tokens_from_usage { "" } else { " (approx.)" };
     let rows: Vec<(String, String)> = vec![
-        (
-            "Target".into(),
-            format!("{}{} ({})", r.plan.base_url, r.plan.endpoint.path(), r.model_id),
-        ),
+        ("Target".into(), format!("{}{} ({})", r.plan.base_url, r.plan.endpoint.path(), r.model_id)),
         ("Load".into(), describe_load(r)),
         ("Prompts".into(), r.plan.prompts.clone()),
         ("Successful requests".into(), c.completed.to_string()),
         ("Failed requests".into(), c.failed.to_string()),
         ("Benchmark duration (s)".into(), format!("{:.2}", c.duration_s)),
         (format!("Total input tokens{approx}"), c.total_input_tokens.to_string()),
-        (
-            format!("Total generated tokens{approx}"),
-            c.total_output_tokens.to_string(),
-        ),
-        (
-            "Request throughput (req/s)".into(),
-            format!("{:.2}", c.request_throughput),
-        ),
-        (
-            "Output token throughput (tok/s)".into(),
-            format!("{:.2}", c.output_throughput),
-        ),
-        (
-            "Total token throughput (tok/s)".into(),
-            format!("{:.2}", c.total_token_throughput),
-        ),
+        (format!("Total generated tokens{approx}"), c.total_output_tokens.to_string()),
+        ("Request throughput (req/s)".into(), format!("{:.2}", c.request_throughput)),
+        ("Output token throughput (tok/s)".into(), format!("{:.2}", c.output_throughput)),
+        ("Total token throughput (tok/s)".into(), format!("{:.2}", c.total_token_throughput)),
     ];
     for (k, v) in rows {
         t.add_row(vec![Cell::new(k), Cell::new(v)]);
@@ -61,11 +46,7 @@ pub fn render(r: &RunResult) -> String {
     lat.load_style(NOTHING);
     lat.set_header(vec!["ms", "mean", "median", "p90", "p95", "p99", "max"]);
     let mut add = |name: &str, s: &LatencySummary, client_bound: bool| {
-        let label = if client_bound {
-            format!("{name} (client-bound)")
-        } else {
-            name.to_owned()
-        };
+        let label = if client_bound { format!("{name} (client-bound)") } else { name.to_owned() };
         let mut row = vec![Cell::new(label)];
         for v in [s.mean, s.median, s.p90, s.p95, s.p99, s.max] {
             row.push(Cell::new(fmt_opt(v)).set_alignment(CellAlignment::Right));
@@ -89,11 +70,7 @@ pub fn render(r: &RunResult) -> String {
     if !c.errors.is_empty() {
         let errs: Vec<String> = c.errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         out.push_str(&format!("Errors by kind: {}\n", errs.join(", ")));
-        if let Some(first) = r
-            .records
-            .iter()
-            .find_map(|x| (!x.warmup).then_some(x.error.as_ref()).flatten())
-        {
+        if let Some(first) = r.records.iter().find_map(|x| (!x.warmup).then_some(x.error.as_ref()).flatten()) {
             out.push_str(&format!("First error: {first}\n"));
         }
     }
@@ -112,16 +89,9 @@ fn describe_load(r: &RunResult) -> String {
     use crate::workload::{ArrivalPlan, StopCondition};
     let shape = match &r.plan.arrival {
         ArrivalPlan::Concurrency { concurrency } => format!("closed loop, concurrency {concurrency}"),
-        ArrivalPlan::Rate {
-            rate,
-            poisson,
-            max_concurrency,
-            ..
-        } => {
+        ArrivalPlan::Rate { rate, poisson, max_concurrency, .. } => {
             let kind = if *poisson { "Poisson" } else { "constant" };
-            let cap = max_concurrency
-                .map(|c| format!(", at most {c} in flight"))
-                .unwrap_or_default();
+            let cap = max_concurrency.map(|c| format!(", at most {c} in flight")).unwrap_or_default();
             format!("{kind} rate {rate}/s{cap}")
         }
     };

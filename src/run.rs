@@ -6,11 +6,17 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::burst::{self, LoadSpec, RecordObserver, RequestRecord, RequestTarget, Timeouts};
+use crate::burst::{
+    self, LoadSpec, Outcome, RecordObserver, RequestRecord, RequestTarget, ServerObservation, ServerWatch, Timeouts,
+};
 use crate::cli::RunArgs;
 use crate::error::RunError;
 use crate::openai::{Endpoint, RequestOptions};
+use crate::promtext::LabelFilter;
+use crate::server::evaluate::{PrometheusInputs, evaluate};
+use crate::server::{GaugePeaks, MetricsClient};
 use crate::stats::{self, ClientStats, Slo};
+use crate::validate::{ClientFigures, Tolerances, Validation};
 use crate::workload::{ArrivalPlan, PromptSource, StopCondition};
 
 /// Bumped whenever a key of the result JSON changes meaning.
@@ -33,6 +39,23 @@ pub struct RunPlan {
     pub prompt_tokens_exact: bool,
     pub timeouts: Timeouts,
     pub goodput_slo: Slo,
+    /// None with --skip-validation.
+    pub metrics_url: Option<String>,
+}
+
+/// How the server's /metrics were observed (the raw snapshots are artifacts).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ServerSummary {
+    pub metrics_url: String,
+    pub idle_window_s: f64,
+    /// Before snapshot -> after snapshot, seconds.
+    pub counted_window_s: f64,
+    pub settle_polls: u32,
+    pub scrape_before_ms: Option<f64>,
+    pub scrape_after_ms: Option<f64>,
+    /// Lines of the after-snapshot the parser could not read.
+    pub line_errors_after: Option<usize>,
+    pub peaks: GaugePeaks,
 }
 
 /// The result of one run. Client statistics are flattened into the top level
@@ -54,6 +77,11 @@ pub struct RunResult {
     pub cancelled: bool,
     #[serde(flatten)]
     pub client: ClientStats,
+    /// Client vs server verdicts; absent with --skip-validation.
+    pub validation: Option<Validation>,
+    pub server: Option<ServerSummary>,
+    /// Wall time of each phase of the burst, seconds.
+    pub phases: std::collections::BTreeMap<&'static str, f64>,
     /// Problems worth a user's attention (bad dataset lines, approximate token counts, ...).
     pub notes: Vec<String>,
     #[serde(skip)]
@@ -61,6 +89,9 @@ pub struct RunResult {
     /// The clock origin of the records' times (for in-process comparisons).
     #[serde(skip)]
     pub start_instant: Option<std::time::Instant>,
+    /// The raw /metrics snapshots, for artifacts: (file name, text).
+    #[serde(skip)]
+    pub snapshots: Vec<(&'static str, String)>,
 }
 
 impl RunResult {
@@ -85,6 +116,36 @@ pub struct Prepared {
     pub plan: RunPlan,
     pub model: String,
     pub slo: Slo,
+    pub watch: Option<ServerWatch>,
+    pub tolerances: Tolerances,
+}
+
+/// Artifact file names of the raw snapshots.
+pub const SNAPSHOT_IDLE_START: &str = "metrics_idle_start.txt";
+pub const SNAPSHOT_BEFORE: &str = "metrics_before.txt";
+pub const SNAPSHOT_AFTER: &str = "metrics_after.txt";
+
+/// What the client saw, in the units the server checks compare.
+pub fn client_figures(stats: &ClientStats, records: &[RequestRecord]) -> ClientFigures {
+    // Requests the server may have started but never finished (vLLM counts
+    // their tokens, not them): everything that failed after the connection.
+    let aborted = records
+        .iter()
+        .filter(|r| !r.warmup)
+        .filter(|r| {
+            matches!(r.outcome, Outcome::Timeout | Outcome::FirstTokenTimeout | Outcome::StreamCut | Outcome::Cancelled)
+        })
+        .count() as u64;
+    ClientFigures {
+        completed: stats.completed,
+        aborted,
+        prompt_tokens: stats.total_input_tokens,
+        output_tokens: stats.total_output_tokens,
+        tokens_from_usage: stats.tokens_from_usage,
+        ttft_mean_ms: stats.ttft_ms.mean,
+        e2e_mean_ms: stats.e2el_ms.mean,
+        ttft_client_bound: stats.client_bound.ttft,
+    }
 }
 
 /// Strip a trailing `/v1` so both `http://h:8000` and `http://h:8000/v1` work.
@@ -102,10 +163,7 @@ pub fn read_api_key(key: Option<&String>, file: Option<&Path>) -> Result<Option<
         .map_err(|e| RunError::BadInput(format!("cannot read the API key file {}: {e}", path.display())))?;
     let key = text.lines().next().unwrap_or("").trim().to_owned();
     if key.is_empty() {
-        return Err(RunError::BadInput(format!(
-            "the API key file {} is empty",
-            path.display()
-        )));
+        return Err(RunError::BadInput(format!("the API key file {} is empty", path.display())));
     }
     Ok(Some(key))
 }
@@ -136,9 +194,7 @@ pub fn prepare(args: &RunArgs, base_url: &url::Url, model: &str, run_id: &str) -
             seed: args.prompts.seed,
             max_concurrency: args.concurrency,
         },
-        None => ArrivalPlan::Concurrency {
-            concurrency: args.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
-        },
+        None => ArrivalPlan::Concurrency { concurrency: args.concurrency.unwrap_or(DEFAULT_CONCURRENCY) },
     };
     arrival.check().map_err(RunError::BadInput)?;
     let stop = match (args.duration, args.requests) {
@@ -158,11 +214,27 @@ pub fn prepare(args: &RunArgs, base_url: &url::Url, model: &str, run_id: &str) -
         )));
     }
     let slo = Slo::parse(&args.goodput).map_err(RunError::BadInput)?;
-    let timeouts = Timeouts {
-        connect: args.connect_timeout,
-        first_token: args.first_token_timeout,
-        request: args.timeout,
+    let tolerances = args.tolerance.map_or_else(Tolerances::default, Tolerances::uniform);
+    tolerances.check().map_err(RunError::BadInput)?;
+    let metrics_url = match (&args.metrics_url, args.skip_validation) {
+        (_, true) => None,
+        (Some(u), false) => Some(u.to_string()),
+        (None, false) => Some(format!("{base}/metrics")),
     };
+    let watch = match &metrics_url {
+        None => None,
+        Some(u) => Some(ServerWatch {
+            metrics: MetricsClient::new(u.clone(), args.connect_timeout.max(std::time::Duration::from_secs(5)))
+                .map_err(RunError::BadInput)?,
+            filter: LabelFilter::new().with("model_name", model),
+            idle_window: args.idle_window,
+            settle_max: args.settle_timeout,
+            settle_poll: std::time::Duration::from_millis(500),
+            sample_every: std::time::Duration::from_millis(250),
+        }),
+    };
+    let timeouts =
+        Timeouts { connect: args.connect_timeout, first_token: args.first_token_timeout, request: args.timeout };
     let pool = arrival.max_in_flight().unwrap_or(256) as usize;
     let client = http_client(args.connect_timeout, pool)?;
     let stream = !args.no_stream;
@@ -187,15 +259,9 @@ pub fn prepare(args: &RunArgs, base_url: &url::Url, model: &str, run_id: &str) -
         prompt_tokens_exact: prompts.is_exact(),
         timeouts,
         goodput_slo: slo,
+        metrics_url,
     };
-    let target = RequestTarget {
-        client,
-        url,
-        api_key,
-        stream,
-        timeouts,
-        request_id_prefix: format!("{run_id}-"),
-    };
+    let target = RequestTarget { client, url, api_key, stream, timeouts, request_id_prefix: format!("{run_id}-") };
     let spec = LoadSpec {
         target: Arc::new(target),
         endpoint: args.endpoint,
@@ -204,13 +270,7 @@ pub fn prepare(args: &RunArgs, base_url: &url::Url, model: &str, run_id: &str) -
         stop,
         warmup: args.warmup,
     };
-    Ok(Prepared {
-        spec,
-        prompts: Arc::new(prompts),
-        plan,
-        model: model.to_owned(),
-        slo,
-    })
+    Ok(Prepared { spec, prompts: Arc::new(prompts), plan, model: model.to_owned(), slo, watch, tolerances })
 }
 
 /// A short, sortable, unique-enough id: UTC time plus random bits.
@@ -227,33 +287,30 @@ pub async fn run_prepared(
     cancel: CancellationToken,
     observer: Option<RecordObserver>,
 ) -> RunResult {
-    let Prepared {
-        spec,
-        prompts,
-        plan,
-        model,
-        slo,
-    } = p;
+    let Prepared { spec, prompts, plan, model, slo, watch, tolerances } = p;
     let mut notes = Vec::new();
     let skipped = prompts.skipped_lines();
     if !skipped.is_empty() {
-        notes.push(format!(
-            "{} dataset line(s) skipped; first: {:?}",
-            skipped.len(),
-            skipped[0]
-        ));
+        notes.push(format!("{} dataset line(s) skipped; first: {:?}", skipped.len(), skipped[0]));
     }
-    let out = burst::run_load(spec, prompts, cancel, observer).await;
+    let burst = burst::run(spec, prompts, watch, cancel, observer).await;
+    let out = burst.load;
     let client = stats::compute(&out.records, out.duration_s, &out.receive_lag, &slo);
+    let (validation, server, snapshots) = match &burst.server {
+        None => (None, None, Vec::new()),
+        Some(obs) => {
+            let figures = client_figures(&client, &out.records);
+            let (v, summary, snaps) = validate_observation(obs, &model, &figures, &tolerances);
+            (Some(v), Some(summary), snaps)
+        }
+    };
     if !client.tokens_from_usage && client.completed > 0 {
         notes.push("the server sent no `usage`: token counts are chunk counts (approximate)".into());
     }
     notes.extend(client.client_bound.reasons.iter().cloned());
     let (request_rate, max_concurrency) = match &plan.arrival {
         ArrivalPlan::Concurrency { concurrency } => (serde_json::Value::from("inf"), Some(*concurrency)),
-        ArrivalPlan::Rate {
-            rate, max_concurrency, ..
-        } => (serde_json::Value::from(*rate), *max_concurrency),
+        ArrivalPlan::Rate { rate, max_concurrency, .. } => (serde_json::Value::from(*rate), *max_concurrency),
     };
     RunResult {
         schema_version: RESULT_SCHEMA_VERSION,
@@ -269,18 +326,67 @@ pub async fn run_prepared(
         ended_at: out.ended_unix,
         cancelled: out.cancelled,
         client,
+        validation,
+        server,
+        phases: burst.phases,
         notes,
         records: out.records,
         start_instant: Some(out.started_at.into_std()),
+        snapshots,
     }
+}
+
+/// The Prometheus validation of a live burst.
+fn validate_observation(
+    obs: &ServerObservation,
+    model: &str,
+    client: &ClientFigures,
+    tolerances: &Tolerances,
+) -> (Validation, ServerSummary, Vec<(&'static str, String)>) {
+    fn err(
+        r: &Result<crate::server::Scrape, crate::server::ScrapeError>,
+    ) -> Result<&crate::promtext::Exposition, String> {
+        match r {
+            Ok(s) => Ok(&s.exposition),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+    let idle_start = obs.idle_start.as_ref().and_then(|r| r.as_ref().ok());
+    let inputs = PrometheusInputs {
+        before: err(&obs.before),
+        after: err(&obs.after),
+        idle_start: idle_start.map(|s| &s.exposition),
+        idle_window_s: obs.idle_window_s,
+        counted_window_s: obs.counted_window_s,
+        model,
+        peaks: obs.peaks,
+    };
+    let (section, info) = evaluate(&inputs, client, tolerances);
+    let summary = ServerSummary {
+        metrics_url: obs.metrics_url.clone(),
+        idle_window_s: obs.idle_window_s,
+        counted_window_s: obs.counted_window_s,
+        settle_polls: obs.settle_polls,
+        scrape_before_ms: obs.before.as_ref().ok().map(|s| s.elapsed_s * 1e3),
+        scrape_after_ms: obs.after.as_ref().ok().map(|s| s.elapsed_s * 1e3),
+        line_errors_after: obs.after.as_ref().ok().map(|s| s.exposition.line_errors.len()),
+        peaks: obs.peaks,
+    };
+    let mut snaps = Vec::new();
+    if let Some(s) = idle_start {
+        snaps.push((SNAPSHOT_IDLE_START, s.text.clone()));
+    }
+    for (name, r) in [(SNAPSHOT_BEFORE, &obs.before), (SNAPSHOT_AFTER, &obs.after)] {
+        if let Ok(s) = r {
+            snaps.push((name, s.text.clone()));
+        }
+    }
+    (Validation::new(section, info, tolerances.clone()), summary, snaps)
 }
 
 /// Write `bytes` to `path` atomically (temp file + rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
-    let err = |source| RunError::Write {
-        path: path.to_owned(),
-        source,
-    };
+    let err = |source| RunError::Write { path: path.to_owned(), source };
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp).map_err(err)?;
     f.write_all(bytes).map_err(err)?;
@@ -290,10 +396,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
 
 /// `result.json` and `requests.jsonl` into `dir`.
 pub fn save_artifacts(dir: &Path, result: &RunResult) -> Result<(), RunError> {
-    std::fs::create_dir_all(dir).map_err(|source| RunError::Write {
-        path: dir.to_owned(),
-        source,
-    })?;
+    std::fs::create_dir_all(dir).map_err(|source| RunError::Write { path: dir.to_owned(), source })?;
     write_atomic(&dir.join("result.json"), &result_json(result))?;
     let mut lines = Vec::new();
     for r in &result.records {
@@ -301,7 +404,11 @@ pub fn save_artifacts(dir: &Path, result: &RunResult) -> Result<(), RunError> {
         lines.extend(serde_json::to_vec(r).unwrap_or_default());
         lines.push(b'\n');
     }
-    write_atomic(&dir.join("requests.jsonl"), &lines)
+    write_atomic(&dir.join("requests.jsonl"), &lines)?;
+    for (name, text) in &result.snapshots {
+        write_atomic(&dir.join(name), text.as_bytes())?;
+    }
+    Ok(())
 }
 
 pub fn result_json(result: &RunResult) -> Vec<u8> {
@@ -331,11 +438,6 @@ mod tests {
         std::fs::write(&p, "\n").unwrap();
         assert!(read_api_key(None, Some(&p)).unwrap_err().to_string().contains("empty"));
         let missing = dir.path().join("nope");
-        assert!(
-            read_api_key(None, Some(&missing))
-                .unwrap_err()
-                .to_string()
-                .contains("cannot read")
-        );
+        assert!(read_api_key(None, Some(&missing)).unwrap_err().to_string().contains("cannot read"));
     }
 }

@@ -3,11 +3,7 @@
 use std::process::{Command, Output};
 
 fn bin(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_llm-loadtest"))
-        .args(args)
-        .env("CI", "1")
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_llm-loadtest")).args(args).env("CI", "1").output().unwrap()
 }
 
 fn stderr(o: &Output) -> String {
@@ -33,10 +29,7 @@ fn demo_runs_and_writes_its_result() {
     ]);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(
-        stdout.contains("Successful requests") && stdout.contains("TTFT"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("Successful requests") && stdout.contains("TTFT"), "{stdout}");
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(v["completed"], 12);
     assert_eq!(v["schema_version"], 1);
@@ -55,15 +48,7 @@ fn bad_flags_exit_1_with_a_message() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("http"), "{}", stderr(&o));
 
-    let o = bin(&[
-        "run",
-        "--target",
-        "http://127.0.0.1:1",
-        "--model",
-        "m",
-        "--dataset",
-        "/nope.jsonl",
-    ]);
+    let o = bin(&["run", "--target", "http://127.0.0.1:1", "--model", "m", "--dataset", "/nope.jsonl"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("/nope.jsonl"), "{}", stderr(&o));
 
@@ -74,25 +59,11 @@ fn bad_flags_exit_1_with_a_message() {
 
 #[test]
 fn unreachable_target_exits_1_but_keeps_the_result() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");
     let url = format!("http://127.0.0.1:{port}");
-    let o = bin(&[
-        "run",
-        "--target",
-        &url,
-        "--model",
-        "m",
-        "--requests",
-        "2",
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let o = bin(&["run", "--target", &url, "--model", "m", "--requests", "2", "--output", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("could not be reached"));
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
@@ -104,48 +75,79 @@ fn api_key_is_never_printed() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");
     let o = Command::new(env!("CARGO_BIN_EXE_llm-loadtest"))
-        .args([
-            "run",
-            "--demo",
-            "--requests",
-            "2",
-            "--max-tokens",
-            "2",
-            "--output",
-            out.to_str().unwrap(),
-        ])
+        .args(["run", "--demo", "--requests", "2", "--max-tokens", "2", "--output", out.to_str().unwrap()])
         .env("LLM_LOADTEST_API_KEY", "sk-very-secret-123")
         .env("CI", "1")
         .output()
         .unwrap();
     assert!(o.status.success());
-    let all = format!(
-        "{}{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        stderr(&o),
-        std::fs::read_to_string(&out).unwrap()
-    );
+    let all = format!("{}{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o), std::fs::read_to_string(&out).unwrap());
     assert!(!all.contains("sk-very-secret-123"));
 }
 
 #[test]
 fn doctor_diagnoses_an_unreachable_target() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let o = bin(&[
-        "doctor",
-        "--target",
-        &format!("http://127.0.0.1:{port}"),
-        "--model",
-        "m",
-    ]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let o = bin(&["doctor", "--target", &format!("http://127.0.0.1:{port}"), "--model", "m"]);
     assert_eq!(o.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        stdout.contains("### 1. [ERROR] Symptom") && stdout.contains("No response from the server"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("### 1. [ERROR] Symptom") && stdout.contains("No response from the server"), "{stdout}");
+}
+
+#[test]
+fn validate_dir_recomputes_the_saved_verdicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let art = dir.path().join("art");
+    let o = bin(&[
+        "run",
+        "--demo",
+        "--requests",
+        "16",
+        "--max-tokens",
+        "8",
+        "--idle-window",
+        "200ms",
+        "--save-artifacts",
+        art.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Validation Results"));
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(art.join("result.json")).unwrap()).unwrap();
+    assert_eq!(saved["validation"]["overall"], "PASS", "{:#}", saved["validation"]);
+    let o = bin(&["validate", art.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["prometheus"]["comparisons"], saved["validation"]["prometheus"]["comparisons"]);
+
+    // A missing snapshot: SKIP with the reason, not a crash.
+    std::fs::remove_file(art.join("metrics_after.txt")).unwrap();
+    let o = bin(&["validate", art.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["overall"], "SKIP");
+    assert!(v["prometheus"]["reason"].as_str().unwrap().contains("metrics_after.txt"));
+
+    // Not an artifact directory at all: exit 1 with a message.
+    let o = bin(&["validate", dir.path().join("nope").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("result.json"));
+}
+
+#[test]
+fn inspect_metrics_reads_any_saved_exposition() {
+    let o = bin(&[
+        "inspect",
+        "metrics",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/vllm-0.32-metrics.txt"),
+        "--json",
+    ]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["vllm"]["generation_tokens_total"], 4322.0);
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.bin");
+    std::fs::write(&junk, [0xffu8, 0xfe, 0, 1, 2, b'\n', b'x']).unwrap();
+    let o = bin(&["inspect", "metrics", junk.to_str().unwrap(), "--json"]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["vllm"]["request_success_total"].is_null());
 }

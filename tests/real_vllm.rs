@@ -5,6 +5,10 @@
 
 use std::process::Command;
 
+/// One burst at a time: a test running beside another would be the other's
+/// background traffic (which the validation detects, and then reports).
+static SERVER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn real_vllm() -> (String, String) {
     let url = std::env::var("LLM_LOADTEST_REAL_VLLM_URL")
         .expect("LLM_LOADTEST_REAL_VLLM_URL is not set: start ../shared/real-vllm/start.sh (scripts/test.sh does)");
@@ -23,11 +27,7 @@ fn run_json(args: &[&str]) -> (serde_json::Value, String) {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(
-        output.status.success(),
-        "run failed: {}\n{stdout}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "run failed: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     (v, stdout)
 }
@@ -35,6 +35,7 @@ fn run_json(args: &[&str]) -> (serde_json::Value, String) {
 #[test]
 #[ignore = "needs a real vLLM: run scripts/test.sh"]
 fn streamed_chat_burst_counts_tokens_from_usage() {
+    let _one_at_a_time = SERVER.lock().unwrap_or_else(|e| e.into_inner());
     let (url, model) = real_vllm();
     let dir = tempfile::tempdir().unwrap();
     let art = dir.path().join("artifacts");
@@ -81,11 +82,31 @@ fn streamed_chat_burst_counts_tokens_from_usage() {
     assert!(v["mean_ttft_ms"].as_f64().unwrap() > 0.0);
     assert!(v["p99_itl_ms"].as_f64().unwrap() > 0.0);
     assert!(v["finish_reasons"]["length"] == 24, "{}", v["finish_reasons"]);
+
+    // Cross-validation with the server's own /metrics: exact counts, TTFT within tolerance.
+    let val = &v["validation"];
+    assert_eq!(val["overall"], "PASS", "{val:#}\n{stdout}");
+    for c in val["prometheus"]["comparisons"].as_array().unwrap() {
+        assert_eq!(c["status"], "PASS", "{c}");
+        if ["request_count", "prompt_tokens", "generation_tokens"].contains(&c["check"].as_str().unwrap()) {
+            assert_eq!(c["client"], c["server"], "{c}");
+        }
+    }
+    assert!(stdout.contains("Validation Results"), "{stdout}");
+    // The same verdicts, recomputed offline from the saved artifacts.
+    let out = Command::new(env!("CARGO_BIN_EXE_llm-loadtest"))
+        .args(["validate", art.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let offline: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(offline["prometheus"]["comparisons"], val["prometheus"]["comparisons"]);
 }
 
 #[test]
 #[ignore = "needs a real vLLM: run scripts/test.sh"]
 fn completions_endpoint_and_unknown_model() {
+    let _one_at_a_time = SERVER.lock().unwrap_or_else(|e| e.into_inner());
     let (url, model) = real_vllm();
     let (v, _) = run_json(&[
         "--target",
@@ -106,16 +127,8 @@ fn completions_endpoint_and_unknown_model() {
     assert_eq!(v["total_output_tokens"], 6 * 16);
 
     // A model the server does not serve: every request is an HTTP 404, counted, and the run still completes.
-    let (v, stdout) = run_json(&[
-        "--target",
-        &url,
-        "--model",
-        "no-such-model",
-        "--requests",
-        "3",
-        "--concurrency",
-        "1",
-    ]);
+    let (v, stdout) =
+        run_json(&["--target", &url, "--model", "no-such-model", "--requests", "3", "--concurrency", "1"]);
     assert_eq!(v["completed"], 0);
     assert_eq!(v["errors"]["http_error"], 3);
     assert_eq!(v["http_statuses"]["404"], 3);
@@ -125,6 +138,7 @@ fn completions_endpoint_and_unknown_model() {
 #[test]
 #[ignore = "needs a real vLLM: run scripts/test.sh"]
 fn doctor_finds_a_healthy_real_server() {
+    let _one_at_a_time = SERVER.lock().unwrap_or_else(|e| e.into_inner());
     let (url, model) = real_vllm();
     let out = Command::new(env!("CARGO_BIN_EXE_llm-loadtest"))
         .args(["doctor", "--target", &url, "--model", &model, "--json"])
@@ -135,10 +149,5 @@ fn doctor_finds_a_healthy_real_server() {
     assert_eq!(v["findings"].as_array().unwrap().len(), 0, "{v:#}");
     assert_eq!(v["observations"]["version"], "0.32.0");
     assert!(v["observations"]["vllm_families"].as_u64().unwrap() > 20);
-    assert!(
-        v["observations"]["stream"]["usage"]["completion_tokens"]
-            .as_u64()
-            .unwrap()
-            > 0
-    );
+    assert!(v["observations"]["stream"]["usage"]["completion_tokens"].as_u64().unwrap() > 0);
 }

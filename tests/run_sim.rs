@@ -18,6 +18,8 @@ fn args(extra: &[&str]) -> RunArgs {
         "--model",
         "sim-model",
         "--quiet",
+        // The client alone: server validation has its own tests (validate_sim.rs).
+        "--skip-validation",
     ];
     argv.extend_from_slice(extra);
     match Cli::try_parse_from(argv).unwrap().command {
@@ -27,15 +29,7 @@ fn args(extra: &[&str]) -> RunArgs {
 }
 
 async fn sim_with(config: SimConfig) -> SimHandle {
-    sim::start(
-        SimConfig {
-            log_sink: LogSink::Discard,
-            ..config
-        },
-        ([127, 0, 0, 1], 0).into(),
-    )
-    .await
-    .unwrap()
+    sim::start(SimConfig { log_sink: LogSink::Discard, ..config }, ([127, 0, 0, 1], 0).into()).await.unwrap()
 }
 
 async fn burst(url: &str, extra: &[&str]) -> RunResult {
@@ -50,12 +44,7 @@ fn ms(d: u64) -> LatencyDist {
 }
 
 async fn metric(base: &str, name: &str) -> f64 {
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
     text.lines()
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
@@ -64,40 +53,17 @@ async fn metric(base: &str, name: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ttft_and_itl_match_the_simulator_and_tokens_are_exact() {
-    let sim = sim_with(SimConfig {
-        ttft: ms(50),
-        itl: ms(10),
-        ..SimConfig::default()
-    })
-    .await;
+    let sim = sim_with(SimConfig { ttft: ms(50), itl: ms(10), ..SimConfig::default() }).await;
     let before = metric(&sim.base_url(), "vllm:generation_tokens_total").await;
-    let r = burst(
-        &sim.base_url(),
-        &[
-            "--requests",
-            "24",
-            "--concurrency",
-            "4",
-            "--max-tokens",
-            "16",
-            "--ignore-eos",
-        ],
-    )
-    .await;
+    let r =
+        burst(&sim.base_url(), &["--requests", "24", "--concurrency", "4", "--max-tokens", "16", "--ignore-eos"]).await;
     assert_eq!(r.client.completed, 24, "{:?}", r.client.errors);
     assert!(r.client.tokens_from_usage);
     assert_eq!(r.client.total_output_tokens, 24 * 16);
     let after = metric(&sim.base_url(), "vllm:generation_tokens_total").await;
-    assert_eq!(
-        after - before,
-        (24 * 16) as f64,
-        "the server generated exactly what the client counted"
-    );
+    assert_eq!(after - before, (24 * 16) as f64, "the server generated exactly what the client counted");
     let ttft = r.client.ttft_ms.median.unwrap();
-    assert!(
-        (50.0..58.0).contains(&ttft),
-        "median TTFT {ttft} ms should be a few ms above 50"
-    );
+    assert!((50.0..58.0).contains(&ttft), "median TTFT {ttft} ms should be a few ms above 50");
     let itl = r.client.itl_ms.median.unwrap();
     assert!((9.0..13.0).contains(&itl), "median ITL {itl} ms should be about 10");
     // 15 gaps per request: one per chunk after the first.
@@ -110,31 +76,12 @@ async fn ttft_and_itl_match_the_simulator_and_tokens_are_exact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completions_and_non_streamed_requests() {
-    let sim = sim_with(SimConfig {
-        ttft: ms(5),
-        itl: ms(1),
-        ..SimConfig::default()
-    })
-    .await;
-    let r = burst(
-        &sim.base_url(),
-        &[
-            "--endpoint",
-            "completions",
-            "--requests",
-            "6",
-            "--max-tokens",
-            "8",
-            "--ignore-eos",
-        ],
-    )
-    .await;
+    let sim = sim_with(SimConfig { ttft: ms(5), itl: ms(1), ..SimConfig::default() }).await;
+    let r =
+        burst(&sim.base_url(), &["--endpoint", "completions", "--requests", "6", "--max-tokens", "8", "--ignore-eos"])
+            .await;
     assert_eq!((r.client.completed, r.client.total_output_tokens), (6, 48));
-    let r = burst(
-        &sim.base_url(),
-        &["--no-stream", "--requests", "6", "--max-tokens", "8", "--ignore-eos"],
-    )
-    .await;
+    let r = burst(&sim.base_url(), &["--no-stream", "--requests", "6", "--max-tokens", "8", "--ignore-eos"]).await;
     assert_eq!((r.client.completed, r.client.total_output_tokens), (6, 48));
     assert!(r.client.tokens_from_usage);
     // Without a stream the first token is seen with the whole body.
@@ -144,17 +91,8 @@ async fn completions_and_non_streamed_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_errors_are_counted_by_status() {
-    let sim = sim_with(SimConfig {
-        ttft: ms(1),
-        itl: ms(1),
-        ..SimConfig::default()
-    })
-    .await;
-    sim.set_faults(Faults {
-        http_error_rate: 1.0,
-        http_error_status: 503,
-        ..Faults::default()
-    });
+    let sim = sim_with(SimConfig { ttft: ms(1), itl: ms(1), ..SimConfig::default() }).await;
+    sim.set_faults(Faults { http_error_rate: 1.0, http_error_status: 503, ..Faults::default() });
     let r = burst(&sim.base_url(), &["--requests", "5", "--max-tokens", "4"]).await;
     assert_eq!(r.client.completed, 0);
     assert_eq!(r.client.errors.get("http_error"), Some(&5));
@@ -166,29 +104,13 @@ async fn http_errors_are_counted_by_status() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cut_streams_are_stream_cut_and_keep_their_partial_timing() {
-    let sim = sim_with(SimConfig {
-        ttft: ms(1),
-        itl: ms(2),
-        ..SimConfig::default()
-    })
-    .await;
-    sim.set_faults(Faults {
-        stream_cut_rate: 1.0,
-        ..Faults::default()
-    });
-    let r = burst(
-        &sim.base_url(),
-        &["--requests", "4", "--max-tokens", "32", "--ignore-eos"],
-    )
-    .await;
+    let sim = sim_with(SimConfig { ttft: ms(1), itl: ms(2), ..SimConfig::default() }).await;
+    sim.set_faults(Faults { stream_cut_rate: 1.0, ..Faults::default() });
+    let r = burst(&sim.base_url(), &["--requests", "4", "--max-tokens", "32", "--ignore-eos"]).await;
     assert_eq!(r.client.errors.get("stream_cut"), Some(&4), "{:?}", r.records[0]);
     // The cut point is random (possibly before the first token); what arrived before it is kept.
     assert!(r.records.iter().any(|x| !x.chunk_times_s.is_empty()));
-    assert!(
-        r.records
-            .iter()
-            .all(|x| x.chunk_times_s.is_empty() || x.ttft_s == Some(x.chunk_times_s[0]))
-    );
+    assert!(r.records.iter().all(|x| x.chunk_times_s.is_empty() || x.ttft_s == Some(x.chunk_times_s[0])));
     sim.shutdown().await;
 }
 
@@ -199,36 +121,18 @@ async fn unknown_model_is_a_404_with_the_server_message() {
     let p = run::prepare(&a, &url::Url::parse(&sim.base_url()).unwrap(), "nope", "t").unwrap();
     let r = run::run_prepared(p, "t".into(), CancellationToken::new(), None).await;
     assert_eq!(r.client.http_statuses.get(&404), Some(&2));
-    assert!(
-        r.records[0].error.as_deref().unwrap().contains("does not exist"),
-        "{:?}",
-        r.records[0].error
-    );
+    assert!(r.records[0].error.as_deref().unwrap().contains("does not exist"), "{:?}", r.records[0].error);
     sim.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_have_distinct_kinds() {
-    let sim = sim_with(SimConfig {
-        ttft: ms(1500),
-        itl: ms(1),
-        ..SimConfig::default()
-    })
-    .await;
-    let r = burst(
-        &sim.base_url(),
-        &["--requests", "2", "--first-token-timeout", "200ms", "--timeout", "5s"],
-    )
-    .await;
+    let sim = sim_with(SimConfig { ttft: ms(1500), itl: ms(1), ..SimConfig::default() }).await;
+    let r = burst(&sim.base_url(), &["--requests", "2", "--first-token-timeout", "200ms", "--timeout", "5s"]).await;
     assert_eq!(r.client.errors.get("first_token_timeout"), Some(&2));
     sim.shutdown().await;
 
-    let sim = sim_with(SimConfig {
-        ttft: ms(1),
-        itl: ms(50),
-        ..SimConfig::default()
-    })
-    .await;
+    let sim = sim_with(SimConfig { ttft: ms(1), itl: ms(50), ..SimConfig::default() }).await;
     let r = burst(
         &sim.base_url(),
         &[
@@ -245,21 +149,14 @@ async fn timeouts_have_distinct_kinds() {
     )
     .await;
     assert_eq!(r.client.errors.get("timeout"), Some(&2));
-    assert!(
-        r.records.iter().all(|x| !x.chunk_times_s.is_empty()),
-        "partial chunk times are kept"
-    );
+    assert!(r.records.iter().all(|x| !x.chunk_times_s.is_empty()), "partial chunk times are kept");
     sim.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_target_is_connect_error() {
     // Bind then drop a listener: nothing listens on that port now.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let r = burst(&format!("http://127.0.0.1:{port}"), &["--requests", "3"]).await;
     assert_eq!(r.client.errors.get("connect_error"), Some(&3));
     assert!(r.target_unreachable());
@@ -267,23 +164,8 @@ async fn unreachable_target_is_connect_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poisson_schedule_is_reproducible_and_recorded() {
-    let sim = sim_with(SimConfig {
-        ttft: ms(1),
-        itl: ms(1),
-        ..SimConfig::default()
-    })
-    .await;
-    let shape = [
-        "--rate",
-        "200",
-        "--poisson",
-        "--seed",
-        "42",
-        "--requests",
-        "30",
-        "--max-tokens",
-        "2",
-    ];
+    let sim = sim_with(SimConfig { ttft: ms(1), itl: ms(1), ..SimConfig::default() }).await;
+    let shape = ["--rate", "200", "--poisson", "--seed", "42", "--requests", "30", "--max-tokens", "2"];
     let a = burst(&sim.base_url(), &shape).await;
     let b = burst(&sim.base_url(), &shape).await;
     let sched = |r: &RunResult| r.records.iter().map(|x| x.scheduled_s).collect::<Vec<_>>();
@@ -297,46 +179,17 @@ async fn poisson_schedule_is_reproducible_and_recorded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duration_warmup_and_cancel() {
-    let sim = sim_with(SimConfig {
-        ttft: ms(5),
-        itl: ms(5),
-        ..SimConfig::default()
-    })
-    .await;
-    let r = burst(
-        &sim.base_url(),
-        &[
-            "--duration",
-            "500ms",
-            "--concurrency",
-            "2",
-            "--max-tokens",
-            "4",
-            "--warmup",
-            "3",
-        ],
-    )
-    .await;
+    let sim = sim_with(SimConfig { ttft: ms(5), itl: ms(5), ..SimConfig::default() }).await;
+    let r =
+        burst(&sim.base_url(), &["--duration", "500ms", "--concurrency", "2", "--max-tokens", "4", "--warmup", "3"])
+            .await;
     assert_eq!(r.records.iter().filter(|x| x.warmup).count(), 3);
     assert!(r.client.completed >= 4, "{}", r.client.completed);
-    assert!(
-        r.records
-            .iter()
-            .filter(|x| !x.warmup)
-            .all(|x| x.scheduled_s < 0.5 + 1e-3)
-    );
+    assert!(r.records.iter().filter(|x| !x.warmup).all(|x| x.scheduled_s < 0.5 + 1e-3));
     assert_eq!(r.client.num_requests + 3, r.records.len() as u64);
 
     // Cancel mid-burst: records in flight are kept as cancelled.
-    let a = args(&[
-        "--requests",
-        "50",
-        "--concurrency",
-        "4",
-        "--max-tokens",
-        "200",
-        "--ignore-eos",
-    ]);
+    let a = args(&["--requests", "50", "--concurrency", "4", "--max-tokens", "200", "--ignore-eos"]);
     let p = run::prepare(&a, &url::Url::parse(&sim.base_url()).unwrap(), "sim-model", "t").unwrap();
     let cancel = CancellationToken::new();
     let c2 = cancel.clone();
@@ -354,12 +207,8 @@ async fn duration_warmup_and_cancel() {
 #[tokio::test]
 async fn bad_inputs_are_refused_before_sending() {
     let t = url::Url::parse("http://127.0.0.1:1").unwrap();
-    let err = |extra: &[&str]| {
-        run::prepare(&args(extra), &t, "m", "t")
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default()
-    };
+    let err =
+        |extra: &[&str]| run::prepare(&args(extra), &t, "m", "t").err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err(&["--dataset", "/no/such/file.jsonl"]).contains("/no/such/file.jsonl"));
     assert!(err(&["--concurrency", "0"]).contains("concurrency"));
     assert!(err(&["--rate=-3"]).contains("rate"));
@@ -373,30 +222,14 @@ async fn bad_inputs_are_refused_before_sending() {
 async fn doctor_passes_the_simulator_and_names_the_served_model() {
     use llm_loadtest::doctor;
     use llm_loadtest::openai::Endpoint;
-    let sim = sim_with(SimConfig {
-        ttft: ms(2),
-        itl: ms(1),
-        ..SimConfig::default()
-    })
-    .await;
-    let obs = doctor::observe(
-        &sim.base_url(),
-        "sim-model",
-        Endpoint::Chat,
-        None,
-        Duration::from_secs(5),
-    )
-    .await;
+    let sim = sim_with(SimConfig { ttft: ms(2), itl: ms(1), ..SimConfig::default() }).await;
+    let obs = doctor::observe(&sim.base_url(), "sim-model", Endpoint::Chat, None, Duration::from_secs(5)).await;
     assert!(doctor::diagnose(&obs).is_empty(), "{:#?}", doctor::diagnose(&obs));
     assert_eq!(obs.version.as_deref(), Some("0.32.0"));
     assert!(obs.stream.usage.is_some() && obs.stream.token_chunks > 0);
 
     let obs = doctor::observe(&sim.base_url(), "llama", Endpoint::Chat, None, Duration::from_secs(5)).await;
     let f = doctor::diagnose(&obs);
-    assert!(
-        f.iter()
-            .any(|x| x.solution.iter().any(|s| s.contains("--model sim-model"))),
-        "{f:#?}"
-    );
+    assert!(f.iter().any(|x| x.solution.iter().any(|s| s.contains("--model sim-model"))), "{f:#?}");
     sim.shutdown().await;
 }

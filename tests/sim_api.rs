@@ -37,14 +37,8 @@ async fn start_with(f: impl FnOnce(&mut SimConfig)) -> Sim {
     let logs = Arc::new(Mutex::new(Vec::new()));
     let mut cfg = config(&logs);
     f(&mut cfg);
-    let handle = sim::start(cfg, "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("simulator starts");
-    Sim {
-        handle,
-        logs,
-        http: reqwest::Client::new(),
-    }
+    let handle = sim::start(cfg, "127.0.0.1:0".parse().unwrap()).await.expect("simulator starts");
+    Sim { handle, logs, http: reqwest::Client::new() }
 }
 
 async fn start() -> Sim {
@@ -57,21 +51,13 @@ impl Sim {
     }
 
     async fn post(&self, path: &str, body: Value) -> reqwest::Response {
-        self.http
-            .post(self.url(path))
-            .json(&body)
-            .send()
-            .await
-            .expect("request sent")
+        self.http.post(self.url(path)).json(&body).send().await.expect("request sent")
     }
 
     async fn metrics(&self) -> String {
         let resp = self.http.get(self.url("/metrics")).send().await.unwrap();
         assert_eq!(resp.status(), 200);
-        assert_eq!(
-            resp.headers()["content-type"],
-            "text/plain; version=0.0.4; charset=utf-8"
-        );
+        assert_eq!(resp.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8");
         resp.text().await.unwrap()
     }
 
@@ -113,10 +99,7 @@ fn chat_body(content: &str, max_tokens: u32, stream: bool) -> Value {
 
 /// `data:` payloads of an SSE body.
 fn sse_events(text: &str) -> Vec<String> {
-    text.split("\n\n")
-        .filter_map(|e| e.strip_prefix("data: "))
-        .map(str::to_string)
-        .collect()
+    text.split("\n\n").filter_map(|e| e.strip_prefix("data: ")).map(str::to_string).collect()
 }
 
 #[tokio::test]
@@ -136,10 +119,7 @@ async fn streamed_chat_has_role_chunk_tokens_usage_and_done() {
         assert_eq!(c["object"], "chat.completion.chunk");
         assert_eq!(c["model"], MODEL);
     }
-    assert_eq!(
-        chunks[0]["choices"][0]["delta"],
-        json!({"role": "assistant", "content": ""})
-    );
+    assert_eq!(chunks[0]["choices"][0]["delta"], json!({"role": "assistant", "content": ""}));
     for (i, c) in chunks[1..6].iter().enumerate() {
         let choice = &c["choices"][0];
         assert!(choice["delta"]["content"].as_str().unwrap().starts_with(' '));
@@ -150,10 +130,7 @@ async fn streamed_chat_has_role_chunk_tokens_usage_and_done() {
     let usage = &chunks[6];
     assert_eq!(usage["choices"], json!([]));
     // "Say hello": 8 template + 4 per message + 2 words.
-    assert_eq!(
-        usage["usage"],
-        json!({"prompt_tokens": 14, "completion_tokens": 5, "total_tokens": 19})
-    );
+    assert_eq!(usage["usage"], json!({"prompt_tokens": 14, "completion_tokens": 5, "total_tokens": 19}));
     assert_eq!(events[7], "[DONE]");
     sim.handle.shutdown().await;
 }
@@ -161,12 +138,8 @@ async fn streamed_chat_has_role_chunk_tokens_usage_and_done() {
 #[tokio::test]
 async fn completions_stream_and_json_replies() {
     let sim = start().await;
-    let resp = sim
-        .post(
-            "/v1/completions",
-            json!({"model": MODEL, "prompt": "a b c", "max_tokens": 3, "stream": true}),
-        )
-        .await;
+    let resp =
+        sim.post("/v1/completions", json!({"model": MODEL, "prompt": "a b c", "max_tokens": 3, "stream": true})).await;
     let events = sse_events(&resp.text().await.unwrap());
     // No role chunk, no usage chunk without stream_options.
     assert_eq!(events.len(), 3 + 1);
@@ -190,10 +163,7 @@ async fn completions_stream_and_json_replies() {
     assert_eq!(body["id"], "cmpl-abc");
     assert_eq!(body["usage"]["prompt_tokens"], 4);
     assert_eq!(body["usage"]["completion_tokens"], 4);
-    assert_eq!(
-        body["choices"][0]["text"].as_str().unwrap().split_whitespace().count(),
-        4
-    );
+    assert_eq!(body["choices"][0]["text"].as_str().unwrap().split_whitespace().count(), 4);
 
     // Output length 16 by default: EOS before max_tokens is a "stop".
     let body: Value = sim
@@ -217,20 +187,12 @@ async fn metrics_move_by_exactly_what_was_served() {
     let before = sim.metrics().await;
     // 3 streamed chats (14 prompt tokens each), 2 JSON completions (4 each).
     for max in [3, 5, 7] {
-        let text = sim
-            .post("/v1/chat/completions", chat_body("Say hello", max, true))
-            .await
-            .text()
-            .await
-            .unwrap();
+        let text = sim.post("/v1/chat/completions", chat_body("Say hello", max, true)).await.text().await.unwrap();
         assert!(text.ends_with("data: [DONE]\n\n"));
     }
     for max in [2, 4] {
         let resp = sim
-            .post(
-                "/v1/completions",
-                json!({"model": MODEL, "prompt": "a b c", "max_tokens": max, "ignore_eos": true}),
-            )
+            .post("/v1/completions", json!({"model": MODEL, "prompt": "a b c", "max_tokens": max, "ignore_eos": true}))
             .await;
         assert_eq!(resp.status(), 200);
     }
@@ -263,15 +225,9 @@ async fn metrics_move_by_exactly_what_was_served() {
 #[tokio::test]
 async fn http_error_fault_answers_every_request_with_the_status() {
     let sim = start().await;
-    sim.handle.set_faults(Faults {
-        http_error_rate: 1.0,
-        http_error_status: 500,
-        ..Faults::default()
-    });
+    sim.handle.set_faults(Faults { http_error_rate: 1.0, http_error_status: 500, ..Faults::default() });
     for stream in [false, true] {
-        let resp = sim
-            .post("/v1/chat/completions", chat_body("Say hello", 4, stream))
-            .await;
+        let resp = sim.post("/v1/chat/completions", chat_body("Say hello", 4, stream)).await;
         assert_eq!(resp.status(), 500);
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["error"]["code"], 500);
@@ -280,17 +236,12 @@ async fn http_error_fault_answers_every_request_with_the_status() {
     let metrics = sim.metrics().await;
     assert_eq!(series(&metrics, &success("length")), 0.0);
     assert_eq!(
-        series(
-            &metrics,
-            "http_requests_total{handler=\"/v1/chat/completions\",method=\"POST\",status=\"5xx\"}"
-        ),
+        series(&metrics, "http_requests_total{handler=\"/v1/chat/completions\",method=\"POST\",status=\"5xx\"}"),
         2.0
     );
     let logs = sim.log_lines();
-    let access_500 = logs
-        .iter()
-        .filter(|l| l.ends_with("\"POST /v1/chat/completions HTTP/1.1\" 500 Internal Server Error"))
-        .count();
+    let access_500 =
+        logs.iter().filter(|l| l.ends_with("\"POST /v1/chat/completions HTTP/1.1\" 500 Internal Server Error")).count();
     assert_eq!(access_500, 2, "{logs:#?}");
     let errors: Vec<&String> = logs
         .iter()
@@ -307,23 +258,10 @@ async fn drop_from_metrics_fault_serves_the_client_but_hides_the_request() {
     // Through the control route this time.
     let resp = sim.post("/sim/faults", json!({"drop_from_metrics_rate": 1.0})).await;
     assert_eq!(resp.status(), 200);
-    let faults: Faults = sim
-        .http
-        .get(sim.url("/sim/faults"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let faults: Faults = sim.http.get(sim.url("/sim/faults")).send().await.unwrap().json().await.unwrap();
     assert_eq!(faults.drop_from_metrics_rate, 1.0);
     let before = sim.metrics().await;
-    let text = sim
-        .post("/v1/chat/completions", chat_body("Say hello", 6, true))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let text = sim.post("/v1/chat/completions", chat_body("Say hello", 6, true)).await.text().await.unwrap();
     assert!(text.contains("\"completion_tokens\":6"));
     assert!(text.ends_with("data: [DONE]\n\n"));
     let json_reply = sim.post("/v1/chat/completions", chat_body("Say hello", 6, false)).await;
@@ -347,10 +285,7 @@ async fn drop_from_metrics_fault_serves_the_client_but_hides_the_request() {
 #[tokio::test]
 async fn stream_cut_fault_closes_streams_without_done() {
     let sim = start().await;
-    sim.handle.set_faults(Faults {
-        stream_cut_rate: 1.0,
-        ..Faults::default()
-    });
+    sim.handle.set_faults(Faults { stream_cut_rate: 1.0, ..Faults::default() });
     for _ in 0..3 {
         let resp = sim.post("/v1/chat/completions", chat_body("Say hello", 10, true)).await;
         assert_eq!(resp.status(), 200);
@@ -381,9 +316,7 @@ async fn stream_cut_fault_closes_streams_without_done() {
 #[tokio::test]
 async fn client_disconnect_is_an_abort() {
     let sim = start_with(|c| c.itl = ms(20)).await;
-    let resp = sim
-        .post("/v1/chat/completions", chat_body("Say hello", 200, true))
-        .await;
+    let resp = sim.post("/v1/chat/completions", chat_body("Say hello", 200, true)).await;
     let mut body = resp.bytes_stream();
     let mut seen = String::new();
     while !seen.contains("\"content\":\" ") {
@@ -410,11 +343,7 @@ async fn client_disconnect_is_an_abort() {
     assert_eq!(series(&metrics, &vllm("time_to_first_token_seconds_count")), 1.0);
     assert_eq!(series(&metrics, &vllm("kv_cache_usage_perc")), 0.0);
     // The access line was written at arrival, with 200.
-    assert!(
-        sim.log_lines()
-            .iter()
-            .any(|l| l.ends_with("\"POST /v1/chat/completions HTTP/1.1\" 200 OK"))
-    );
+    assert!(sim.log_lines().iter().any(|l| l.ends_with("\"POST /v1/chat/completions HTTP/1.1\" 200 OK")));
     sim.handle.shutdown().await;
 }
 
@@ -444,10 +373,7 @@ async fn reset_counters_simulates_a_restart() {
 async fn validation_errors_have_vllm_bodies() {
     let sim = start().await;
     let resp = sim
-        .post(
-            "/v1/chat/completions",
-            json!({"model": "nope", "messages": [{"role": "user", "content": "x"}]}),
-        )
+        .post("/v1/chat/completions", json!({"model": "nope", "messages": [{"role": "user", "content": "x"}]}))
         .await;
     assert_eq!(resp.status(), 404);
     assert_eq!(
@@ -460,10 +386,7 @@ async fn validation_errors_have_vllm_bodies() {
     assert!(logs.iter().any(|l| l.contains(") ERROR ")
         && l.contains("[serving.py:274] Error with model error=ErrorInfo(message='The model `nope` does not exist.")
         && l.ends_with("type='NotFoundError', param='model', code=404)")));
-    assert!(
-        logs.iter()
-            .any(|l| l.ends_with("\"POST /v1/chat/completions HTTP/1.1\" 404 Not Found"))
-    );
+    assert!(logs.iter().any(|l| l.ends_with("\"POST /v1/chat/completions HTTP/1.1\" 404 Not Found")));
 
     let resp = sim
         .post(
@@ -495,10 +418,7 @@ async fn validation_errors_have_vllm_bodies() {
     let metrics = sim.metrics().await;
     assert_eq!(series(&metrics, &vllm("prompt_tokens_total")), 0.0);
     assert_eq!(
-        series(
-            &metrics,
-            "http_requests_total{handler=\"/v1/chat/completions\",method=\"POST\",status=\"4xx\"}"
-        ),
+        series(&metrics, "http_requests_total{handler=\"/v1/chat/completions\",method=\"POST\",status=\"4xx\"}"),
         3.0
     );
     sim.handle.shutdown().await;
@@ -507,15 +427,7 @@ async fn validation_errors_have_vllm_bodies() {
 #[tokio::test]
 async fn info_routes_look_like_vllm() {
     let sim = start().await;
-    let models: Value = sim
-        .http
-        .get(sim.url("/v1/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models: Value = sim.http.get(sim.url("/v1/models")).send().await.unwrap().json().await.unwrap();
     assert_eq!(models["object"], "list");
     let m = &models["data"][0];
     assert_eq!(m["id"], MODEL);
@@ -526,30 +438,13 @@ async fn info_routes_look_like_vllm() {
     assert_eq!(health.status(), 200);
     assert_eq!(health.headers()["server"], "uvicorn");
     assert_eq!(health.text().await.unwrap(), "");
-    let version: Value = sim
-        .http
-        .get(sim.url("/version"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let version: Value = sim.http.get(sim.url("/version")).send().await.unwrap().json().await.unwrap();
     assert_eq!(version, json!({"version": "0.32.0"}));
     let slash = sim.http.get(sim.url("/metrics/")).send().await.unwrap();
     assert_eq!(slash.status(), 200);
-    assert!(
-        slash
-            .text()
-            .await
-            .unwrap()
-            .contains("# TYPE vllm:prompt_tokens_total counter")
-    );
+    assert!(slash.text().await.unwrap().contains("# TYPE vllm:prompt_tokens_total counter"));
     let logs = sim.log_lines();
-    assert!(
-        logs.iter()
-            .any(|l| l.contains("[entry.py:140] Starting vLLM server on http://127.0.0.1:"))
-    );
+    assert!(logs.iter().any(|l| l.contains("[entry.py:140] Starting vLLM server on http://127.0.0.1:")));
     assert!(logs.iter().any(|l| l == "INFO:     Application startup complete."));
     assert!(logs.iter().any(|l| l.ends_with("\"GET /health HTTP/1.1\" 200 OK")));
     sim.handle.shutdown().await;
@@ -566,11 +461,11 @@ async fn max_running_queues_requests_fifo() {
     })
     .await;
     let send = |id: &'static str| {
-        let req = sim
-            .http
-            .post(sim.url("/v1/chat/completions"))
-            .header("X-Request-Id", id)
-            .json(&chat_body("Say hello", 1, true));
+        let req = sim.http.post(sim.url("/v1/chat/completions")).header("X-Request-Id", id).json(&chat_body(
+            "Say hello",
+            1,
+            true,
+        ));
         async move { req.send().await.unwrap().text().await.unwrap() }
     };
     let start = Instant::now();
@@ -597,25 +492,17 @@ async fn max_running_queues_requests_fifo() {
 #[tokio::test]
 async fn stats_line_follows_the_idle_rule() {
     let sim = start_with(|c| c.log_stats_interval = Duration::from_millis(150)).await;
-    sim.post("/v1/chat/completions", chat_body("Say hello", 10, false))
-        .await;
+    sim.post("/v1/chat/completions", chat_body("Say hello", 10, false)).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let stats: Vec<String> = sim
-        .log_lines()
-        .into_iter()
-        .filter(|l| l.contains("[loggers.py:335] Engine 000: "))
-        .collect();
+    let stats: Vec<String> =
+        sim.log_lines().into_iter().filter(|l| l.contains("[loggers.py:335] Engine 000: ")).collect();
     // Lines with the request's tokens (one, unless it straddled a tick),
     // then exactly one all-zero line, then silence.
     let zero = "Avg prompt throughput: 0.0 tokens/s, Avg generation throughput: 0.0 tokens/s, Running: 0 reqs, Waiting: 0 reqs, GPU KV cache usage: 0.0%, Prefix cache hit rate: 0.0%";
     assert!(stats.len() >= 2, "{stats:#?}");
     let (last, busy) = stats.split_last().unwrap();
     assert!(last.ends_with(zero), "{stats:#?}");
-    assert!(
-        busy.iter()
-            .all(|l| !l.contains("Avg generation throughput: 0.0 tokens/s")),
-        "{stats:#?}"
-    );
+    assert!(busy.iter().all(|l| !l.contains("Avg generation throughput: 0.0 tokens/s")), "{stats:#?}");
     assert!(stats.iter().all(|l| l.starts_with("(APIServer pid=")));
     sim.handle.shutdown().await;
 }
@@ -623,10 +510,7 @@ async fn stats_line_follows_the_idle_rule() {
 #[tokio::test]
 async fn error_log_bursts_look_like_tracebacks() {
     let sim = start().await;
-    sim.handle.set_faults(Faults {
-        error_log_burst_every: Some(Duration::from_millis(50)),
-        ..Faults::default()
-    });
+    sim.handle.set_faults(Faults { error_log_burst_every: Some(Duration::from_millis(50)), ..Faults::default() });
     tokio::time::sleep(Duration::from_millis(180)).await;
     sim.handle.set_faults(Faults::default());
     let errors: Vec<String> = sim.log_lines().into_iter().filter(|l| l.contains(") ERROR ")).collect();
@@ -652,15 +536,8 @@ async fn zero_latency_mode_is_fast() {
         let url = sim.url("/v1/chat/completions");
         tasks.push(tokio::spawn(async move {
             for _ in 0..25 {
-                let text = http
-                    .post(&url)
-                    .json(&chat_body("Say hello", 64, true))
-                    .send()
-                    .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .unwrap();
+                let text =
+                    http.post(&url).json(&chat_body("Say hello", 64, true)).send().await.unwrap().text().await.unwrap();
                 assert!(text.contains("\"completion_tokens\":64"));
             }
         }));
@@ -679,9 +556,7 @@ async fn zero_latency_mode_is_fast() {
 #[tokio::test]
 async fn shutdown_ends_streams_in_flight_and_logs_like_uvicorn() {
     let sim = start_with(|c| c.itl = ms(50)).await;
-    let resp = sim
-        .post("/v1/chat/completions", chat_body("Say hello", 1000, true))
-        .await;
+    let resp = sim.post("/v1/chat/completions", chat_body("Say hello", 1000, true)).await;
     let mut body = resp.bytes_stream();
     let first = body.next().await.unwrap().unwrap();
     assert!(std::str::from_utf8(&first).unwrap().contains("\"role\":\"assistant\""));

@@ -67,11 +67,7 @@ impl LagProbe {
                 }
             })
             .ok();
-        LagProbe {
-            stop,
-            thread,
-            receivers,
-        }
+        LagProbe { stop, thread, receivers }
     }
 
     /// Stop probing and summarise.

@@ -1,4 +1,8 @@
-//! One burst of load: the only place that sequences its steps.
+//! One burst: the only place that sequences its steps and times each phase.
+//!
+//! 1. snapshot the server's /metrics (twice, around an idle window, to see
+//!    other clients' traffic), 2. the load, with the server's gauges sampled
+//!    alongside, 3. settle: poll /metrics until the counters stop moving.
 //!
 //! One worker loop serves every load shape: the schedule (closed loop or
 //! absolute open-loop deadlines) and the stop condition are values.
@@ -7,8 +11,10 @@ pub mod lag;
 pub mod record;
 pub mod worker;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
@@ -19,6 +25,8 @@ pub use record::{Outcome, RequestRecord};
 pub use worker::{RequestTarget, Timeouts};
 
 use crate::openai::{Endpoint, RequestOptions, build_body};
+use crate::promtext::LabelFilter;
+use crate::server::{GaugePeaks, MetricsClient, Scrape, ScrapeError, scrape};
 use crate::workload::{ArrivalPlan, PromptSource, StopCondition};
 
 /// Everything that defines the load of one burst.
@@ -80,6 +88,128 @@ impl Shared {
     }
 }
 
+/// How to watch the server's /metrics around a burst.
+pub struct ServerWatch {
+    pub metrics: MetricsClient,
+    /// Labels the gauges are read with (the target's model).
+    pub filter: LabelFilter,
+    /// Quiet time between two snapshots before the burst; zero: one snapshot.
+    pub idle_window: Duration,
+    pub settle_max: Duration,
+    pub settle_poll: Duration,
+    pub sample_every: Duration,
+}
+
+/// What /metrics showed around the burst.
+#[derive(Debug)]
+pub struct ServerObservation {
+    pub metrics_url: String,
+    /// The snapshot that opened the idle window (when there was one).
+    pub idle_start: Option<Result<Scrape, ScrapeError>>,
+    pub idle_window_s: f64,
+    /// From the before snapshot to the after snapshot: what the server's deltas cover.
+    pub counted_window_s: f64,
+    pub before: Result<Scrape, ScrapeError>,
+    pub after: Result<Scrape, ScrapeError>,
+    pub settle_polls: u32,
+    pub peaks: GaugePeaks,
+}
+
+/// Everything a burst produced.
+pub struct BurstOutcome {
+    pub load: LoadOutput,
+    pub server: Option<ServerObservation>,
+    /// Wall time of each phase, seconds.
+    pub phases: BTreeMap<&'static str, f64>,
+}
+
+/// Run one burst: server snapshots around the load when `watch` is given.
+pub async fn run(
+    spec: LoadSpec,
+    prompts: Arc<PromptSource>,
+    watch: Option<ServerWatch>,
+    cancel: CancellationToken,
+    observer: Option<RecordObserver>,
+) -> BurstOutcome {
+    let mut phases = BTreeMap::new();
+    let Some(w) = watch else {
+        let t = Instant::now();
+        let load = run_load(spec, prompts, cancel, observer).await;
+        phases.insert("load", t.elapsed().as_secs_f64());
+        return BurstOutcome { load, server: None, phases };
+    };
+
+    let t = Instant::now();
+    let idle_start = if w.idle_window.is_zero() {
+        None
+    } else {
+        let first = w.metrics.scrape().await;
+        // No point waiting out the window when the first scrape failed.
+        if first.is_ok() {
+            tokio::select! {
+                _ = tokio::time::sleep(w.idle_window) => {}
+                _ = cancel.cancelled() => {}
+            }
+        }
+        Some(first)
+    };
+    let idle_window_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let before = w.metrics.scrape().await;
+    phases.insert("idle_window", idle_window_s);
+    phases.insert("metrics_before", t.elapsed().as_secs_f64());
+
+    let stop_sampler = CancellationToken::new();
+    let sampler = before.is_ok().then(|| {
+        tokio::spawn(scrape::sample_gauges(w.metrics.clone(), w.filter.clone(), w.sample_every, stop_sampler.clone()))
+    });
+    let t = Instant::now();
+    let load = run_load(spec, prompts, cancel, observer).await;
+    phases.insert("load", t.elapsed().as_secs_f64());
+    stop_sampler.cancel();
+    let mut peaks = match sampler {
+        Some(h) => h.await.unwrap_or_default(),
+        None => GaugePeaks::default(),
+    };
+
+    let t = Instant::now();
+    let background_per_s = match (&idle_start, &before) {
+        (Some(Ok(a)), Ok(b)) => {
+            let span = b.taken_at.duration_since(a.taken_at).as_secs_f64();
+            crate::server::evaluate::background(&a.exposition, &b.exposition, span, &w.filter)
+                .map_or(0.0, |bg| bg.finished_requests_per_s)
+        }
+        _ => 0.0,
+    };
+    let (after, settle_polls) = if before.is_ok() {
+        w.metrics.settle(w.settle_max, w.settle_poll, background_per_s).await
+    } else {
+        // Without a baseline there is nothing to settle against.
+        (w.metrics.scrape().await, 1)
+    };
+    phases.insert("settle", t.elapsed().as_secs_f64());
+    if let Ok(a) = &after {
+        peaks.observe(&a.exposition, &w.filter);
+    }
+    // The counters' own span: idle start -> before, and before -> after.
+    let span = |a: &Result<Scrape, ScrapeError>, b: &Result<Scrape, ScrapeError>| match (a, b) {
+        (Ok(a), Ok(b)) => b.taken_at.duration_since(a.taken_at).as_secs_f64(),
+        _ => 0.0,
+    };
+    let counted_window_s = span(&before, &after);
+    let server = ServerObservation {
+        metrics_url: w.metrics.url().to_owned(),
+        idle_window_s: idle_start.as_ref().map_or(0.0, |s| span(s, &before)),
+        idle_start,
+        counted_window_s,
+        before,
+        after,
+        settle_polls,
+        peaks,
+    };
+    BurstOutcome { load, server: Some(server), phases }
+}
+
 /// Run the load phase: optional warm-up, then the measured requests.
 pub async fn run_load(
     spec: LoadSpec,
@@ -89,13 +219,7 @@ pub async fn run_load(
 ) -> LoadOutput {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let warmup = spec.warmup;
-    let shared = Arc::new(Shared {
-        spec,
-        prompts,
-        cancel: cancel.clone(),
-        observer,
-        records: tx,
-    });
+    let shared = Arc::new(Shared { spec, prompts, cancel: cancel.clone(), observer, records: tx });
 
     if warmup > 0 {
         let c = u64::from(shared.spec.plan.max_in_flight().unwrap_or(1)).clamp(1, warmup);
@@ -109,15 +233,7 @@ pub async fn run_load(
     let first_index = warmup;
     match shared.spec.plan.clone() {
         ArrivalPlan::Concurrency { concurrency } => {
-            closed_loop(
-                &shared,
-                u64::from(concurrency),
-                shared.spec.stop,
-                false,
-                first_index,
-                start,
-            )
-            .await;
+            closed_loop(&shared, u64::from(concurrency), shared.spec.stop, false, first_index, start).await;
         }
         ArrivalPlan::Rate { max_concurrency, .. } => {
             open_loop(&shared, max_concurrency, first_index, start).await;

@@ -81,11 +81,7 @@ pub async fn execute(
             );
         }
         Err(_) => {
-            return fail(
-                record,
-                Outcome::Timeout,
-                "no response before the request timeout".into(),
-            );
+            return fail(record, Outcome::Timeout, "no response before the request timeout".into());
         }
         Ok(Err(e)) => return fail_send(record, &e),
         Ok(Ok(r)) => r,
@@ -115,18 +111,10 @@ async fn read_stream(
     deadline: Instant,
     mut record: RequestRecord,
 ) -> RequestRecord {
-    let content_type = resp
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let content_type =
+        resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     if !content_type.starts_with("text/event-stream") {
-        let shown = if content_type.is_empty() {
-            "none"
-        } else {
-            content_type.as_str()
-        };
+        let shown = if content_type.is_empty() { "none" } else { content_type.as_str() };
         return fail(
             record,
             Outcome::MalformedStream,
@@ -138,25 +126,13 @@ async fn read_stream(
     let mut finish_reason: Option<String> = None;
     let mut done = false;
     loop {
-        let limit = if record.ttft_s.is_none() {
-            first_token_deadline
-        } else {
-            deadline
-        };
+        let limit = if record.ttft_s.is_none() { first_token_deadline } else { deadline };
         let next = match timeout_at(limit, events.next()).await {
             Err(_) if record.ttft_s.is_none() => {
-                return fail(
-                    record,
-                    Outcome::FirstTokenTimeout,
-                    "no token before the first-token timeout".into(),
-                );
+                return fail(record, Outcome::FirstTokenTimeout, "no token before the first-token timeout".into());
             }
             Err(_) => {
-                return fail(
-                    record,
-                    Outcome::Timeout,
-                    "the request took longer than the request timeout".into(),
-                );
+                return fail(record, Outcome::Timeout, "the request took longer than the request timeout".into());
             }
             Ok(n) => n,
         };
@@ -166,11 +142,7 @@ async fn read_stream(
             None => break,
             Some(Ok(ev)) => ev,
             Some(Err(EventStreamError::Transport(e))) => {
-                return fail(
-                    record,
-                    Outcome::StreamCut,
-                    format!("stream broke: {}", describe_reqwest(&e)),
-                );
+                return fail(record, Outcome::StreamCut, format!("stream broke: {}", describe_reqwest(&e)));
             }
             Some(Err(e)) => return fail(record, Outcome::MalformedStream, format!("invalid SSE: {e}")),
         };
@@ -209,11 +181,7 @@ async fn read_stream(
     record.finish_reason = finish_reason;
     apply_usage(&mut record, usage);
     if !done && record.finish_reason.is_none() {
-        return fail(
-            record,
-            Outcome::StreamCut,
-            "the stream ended before a finish_reason or [DONE]".into(),
-        );
+        return fail(record, Outcome::StreamCut, "the stream ended before a finish_reason or [DONE]".into());
     }
     if record.ttft_s.is_none() {
         // A finished stream with no output at all (e.g. max_tokens 0): e2e is all we have.
@@ -230,18 +198,10 @@ async fn read_full(
 ) -> RequestRecord {
     let body = match timeout_at(deadline, resp.text()).await {
         Err(_) => {
-            return fail(
-                record,
-                Outcome::Timeout,
-                "the request took longer than the request timeout".into(),
-            );
+            return fail(record, Outcome::Timeout, "the request took longer than the request timeout".into());
         }
         Ok(Err(e)) => {
-            return fail(
-                record,
-                Outcome::StreamCut,
-                format!("body broke: {}", describe_reqwest(&e)),
-            );
+            return fail(record, Outcome::StreamCut, format!("body broke: {}", describe_reqwest(&e)));
         }
         Ok(Ok(b)) => b,
     };
@@ -305,9 +265,7 @@ pub fn describe_reqwest(e: &reqwest::Error) -> String {
     let mut msg = e.to_string();
     if let Some(u) = e.url() {
         // The URL is ours (no secrets), but it is noise in every message.
-        msg = msg
-            .replace(&format!(" for url ({u})"), "")
-            .replace(&format!(" ({u})"), "");
+        msg = msg.replace(&format!(" for url ({u})"), "").replace(&format!(" ({u})"), "");
     }
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -322,11 +280,7 @@ pub fn describe_reqwest(e: &reqwest::Error) -> String {
 fn error_summary(status: u16, body: &str) -> String {
     let parsed = openai::parse_full_response(body).ok().and_then(|p| p.error);
     let detail = parsed.unwrap_or_else(|| body.trim().to_owned());
-    if detail.is_empty() {
-        format!("HTTP {status}")
-    } else {
-        format!("HTTP {status}: {}", truncate(&detail))
-    }
+    if detail.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {}", truncate(&detail)) }
 }
 
 fn truncate(s: &str) -> String {
@@ -348,10 +302,7 @@ mod tests {
     fn error_summary_reads_openai_errors() {
         let body = r#"{"error":{"message":"The model `x` does not exist.","type":"NotFoundError","param":"model","code":404}}"#;
         assert_eq!(error_summary(404, body), "HTTP 404: The model `x` does not exist.");
-        assert_eq!(
-            error_summary(502, "<html>bad gateway</html>"),
-            "HTTP 502: <html>bad gateway</html>"
-        );
+        assert_eq!(error_summary(502, "<html>bad gateway</html>"), "HTTP 502: <html>bad gateway</html>");
         assert_eq!(error_summary(500, ""), "HTTP 500");
     }
 

@@ -105,11 +105,7 @@ fn error_message(raw: &RawChunk<'_>) -> Option<String> {
 /// a JSON chunk at all (a malformed stream).
 pub fn parse_chunk(data: &str) -> Result<ChunkEvent, String> {
     let raw: RawChunk = serde_json::from_str(data).map_err(|e| format!("invalid JSON chunk: {e}"))?;
-    let mut ev = ChunkEvent {
-        usage: raw.usage,
-        error: error_message(&raw),
-        ..Default::default()
-    };
+    let mut ev = ChunkEvent { usage: raw.usage, error: error_message(&raw), ..Default::default() };
     for choice in &raw.choices {
         let token = match &choice.delta {
             Some(d) => d.carries_output(),
@@ -126,11 +122,7 @@ pub fn parse_chunk(data: &str) -> Result<ChunkEvent, String> {
 /// A non-streamed response body: usage, finish reason, or an error object.
 pub fn parse_full_response(body: &str) -> Result<ChunkEvent, String> {
     let raw: RawChunk = serde_json::from_str(body).map_err(|e| format!("invalid JSON response: {e}"))?;
-    let mut ev = ChunkEvent {
-        usage: raw.usage,
-        error: error_message(&raw),
-        ..Default::default()
-    };
+    let mut ev = ChunkEvent { usage: raw.usage, error: error_message(&raw), ..Default::default() };
     for choice in &raw.choices {
         ev.carries_token |= choice.message.is_some() || choice.text.is_some();
         if let Some(f) = &choice.finish_reason {
@@ -173,13 +165,7 @@ mod tests {
         let ev = parse_chunk(r#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":16,"total_tokens":23}}"#)
             .unwrap();
         assert!(!ev.carries_token);
-        assert_eq!(
-            ev.usage,
-            Some(Usage {
-                prompt_tokens: 7,
-                completion_tokens: 16
-            })
-        );
+        assert_eq!(ev.usage, Some(Usage { prompt_tokens: 7, completion_tokens: 16 }));
     }
 
     #[test]

@@ -72,15 +72,7 @@ struct SkipHttpMetrics;
 
 /// vLLM excludes these from `http_*` metrics; `/sim/*` is not vLLM's at all.
 fn instrumented_handler(path: &str) -> Option<&'static str> {
-    const EXCLUDED: &[&str] = &[
-        "/metrics",
-        "/health",
-        "/load",
-        "/ping",
-        "/version",
-        "/server_info",
-        "/sim/",
-    ];
+    const EXCLUDED: &[&str] = &["/metrics", "/health", "/load", "/ping", "/version", "/server_info", "/sim/"];
     const TEMPLATES: &[&str] = &["/v1/chat/completions", "/v1/completions", "/v1/models"];
     if EXCLUDED.iter().any(|p| path.starts_with(p)) {
         return None;
@@ -101,15 +93,9 @@ fn version_text(v: Version) -> &'static str {
 
 async fn http_layer(State(shared): State<Arc<Shared>>, mut req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let client = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
+    let client = req.extensions().get::<ConnectInfo<SocketAddr>>().map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
     let method = req.method().as_str().to_string();
-    let target = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string());
+    let target = req.uri().path_and_query().map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string());
     let version = version_text(req.version());
     let ctx = HttpContext {
         start,
@@ -144,11 +130,7 @@ async fn http_layer(State(shared): State<Arc<Shared>>, mut req: Request, next: N
 }
 
 fn content_length(headers: &HeaderMap) -> u64 {
-    headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
 /// Records a stream's HTTP metrics when its body ends or is dropped (the
@@ -213,8 +195,7 @@ impl SseStream {
         }
         if token.last {
             let plan = *self.run.plan();
-            self.template
-                .token(&mut buf, token.text, Some(plan.length.finish), !self.include_usage);
+            self.template.token(&mut buf, token.text, Some(plan.length.finish), !self.include_usage);
             if self.include_usage {
                 self.template.usage(&mut buf, plan.prompt_tokens, self.run.produced());
             }
@@ -295,23 +276,12 @@ async fn serve_completion(
 
     let mut rng = shared.request_rng();
     let sampled = shared.config.output_tokens.sample(&mut rng);
-    let length = plan_length(
-        req.prompt_tokens,
-        shared.config.max_model_len,
-        req.max_tokens,
-        req.ignore_eos,
-        sampled,
-    );
+    let length = plan_length(req.prompt_tokens, shared.config.max_model_len, req.max_tokens, req.ignore_eos, sampled);
     let faults: Faults = shared.faults.borrow().clone();
     let fault = FaultDecision::draw(&faults, &mut rng, length.output_tokens, req.stream);
-    let client_request_id = headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let client_request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
     // vLLM builds the response id from X-Request-Id when the client sends one.
-    let id_part = client_request_id
-        .clone()
-        .unwrap_or_else(|| format!("{:016x}", rng.random::<u64>()));
+    let id_part = client_request_id.clone().unwrap_or_else(|| format!("{:016x}", rng.random::<u64>()));
     let id = match endpoint {
         Endpoint::Chat => format!("chatcmpl-{id_part}"),
         Endpoint::Completions => format!("cmpl-{id_part}"),
@@ -319,20 +289,12 @@ async fn serve_completion(
     let counted = !fault.drop_from_metrics;
 
     if fault.http_error {
-        shared.log.vllm(
-            Level::Error,
-            logs::ENGINE_EXCEPTION_SITE,
-            &logs::engine_exception_message(&id),
-        );
+        shared.log.vllm(Level::Error, logs::ENGINE_EXCEPTION_SITE, &logs::engine_exception_message(&id));
         let resp = ApiError::injected(faults.http_error_status).into_response();
         return if counted { resp } else { skip_http_metrics(resp) };
     }
 
-    let plan = Plan {
-        prompt_tokens: req.prompt_tokens,
-        length,
-        counted,
-    };
+    let plan = Plan { prompt_tokens: req.prompt_tokens, length, counted };
     let run = RequestRun::new(shared.clone(), plan, rng, arrival);
     let created = unix_now() as u64;
     if req.stream {
@@ -358,10 +320,7 @@ async fn serve_completion(
             Some((frame, s))
         });
         let mut resp = Response::new(Body::from_stream(body));
-        resp.headers_mut().insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream; charset=utf-8"),
-        );
+        resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
         return skip_http_metrics(resp);
     }
 
@@ -625,10 +584,7 @@ async fn prometheus(State(shared): State<Arc<Shared>>) -> Response {
     // Render from a copy so the engine lock is held only for the clone.
     let snapshot = shared.engine().metrics.clone();
     let mut resp = Response::new(Body::from(metrics::render(&snapshot)));
-    resp.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     resp
 }
 
@@ -669,10 +625,7 @@ mod tests {
 
     #[test]
     fn instrumentation_excludes_vllm_and_sim_routes() {
-        assert_eq!(
-            instrumented_handler("/v1/chat/completions"),
-            Some("/v1/chat/completions")
-        );
+        assert_eq!(instrumented_handler("/v1/chat/completions"), Some("/v1/chat/completions"));
         assert_eq!(instrumented_handler("/v1/models"), Some("/v1/models"));
         assert_eq!(instrumented_handler("/nope"), Some("none"));
         for p in ["/metrics", "/metrics/", "/health", "/version", "/sim/faults"] {

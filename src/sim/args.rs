@@ -90,11 +90,7 @@ impl SimArgs {
 
     pub fn bind_addr(&self) -> Result<SocketAddr, String> {
         let host = self.host.trim_matches(|c| c == '[' || c == ']');
-        let spec = if host.contains(':') {
-            format!("[{host}]:{}", self.port)
-        } else {
-            format!("{host}:{}", self.port)
-        };
+        let spec = if host.contains(':') { format!("[{host}]:{}", self.port) } else { format!("{host}:{}", self.port) };
         spec.to_socket_addrs()
             .map_err(|e| format!("cannot resolve --host {}: {e}", self.host))?
             .next()
@@ -153,13 +149,7 @@ mod tests {
         ])
         .unwrap();
         let c = a.to_config().unwrap();
-        assert_eq!(
-            c.ttft,
-            LatencyDist::Uniform {
-                min: Duration::from_millis(40),
-                max: Duration::from_millis(60)
-            }
-        );
+        assert_eq!(c.ttft, LatencyDist::Uniform { min: Duration::from_millis(40), max: Duration::from_millis(60) });
         assert!(c.itl.is_zero());
         assert_eq!(c.output_tokens, LengthDist::Uniform { min: 8, max: 16 });
         assert_eq!(c.log_stats_interval, Duration::from_secs(2));

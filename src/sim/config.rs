@@ -41,14 +41,9 @@ impl LatencyDist {
     /// Parses milliseconds: `50`, `0.5`, or a uniform range `40..60`.
     pub fn parse_ms(s: &str) -> Result<Self, String> {
         let ms = |part: &str| -> Result<Duration, String> {
-            let v: f64 = part
-                .trim()
-                .parse()
-                .map_err(|_| format!("`{part}` is not a number of milliseconds"))?;
+            let v: f64 = part.trim().parse().map_err(|_| format!("`{part}` is not a number of milliseconds"))?;
             if !v.is_finite() || v < 0.0 {
-                return Err(format!(
-                    "`{part}` must be a finite, non-negative number of milliseconds"
-                ));
+                return Err(format!("`{part}` must be a finite, non-negative number of milliseconds"));
             }
             Ok(Duration::from_secs_f64(v / 1000.0))
         };
@@ -181,10 +176,7 @@ impl Faults {
             }
         }
         if !(400..=599).contains(&self.http_error_status) {
-            return Err(format!(
-                "http_error_status must be a 4xx or 5xx status, got {}",
-                self.http_error_status
-            ));
+            return Err(format!("http_error_status must be a 4xx or 5xx status, got {}", self.http_error_status));
         }
         if self.error_log_burst_every == Some(Duration::ZERO) {
             return Err("error_log_burst_every must be longer than zero".to_string());
@@ -208,8 +200,7 @@ mod opt_humantime {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         let text: Option<String> = Option::deserialize(d)?;
-        text.map(|t| humantime::parse_duration(&t).map_err(serde::de::Error::custom))
-            .transpose()
+        text.map(|t| humantime::parse_duration(&t).map_err(serde::de::Error::custom)).transpose()
     }
 }
 
@@ -286,20 +277,11 @@ mod tests {
 
     #[test]
     fn latency_parses_fixed_and_ranges() {
-        assert_eq!(
-            LatencyDist::parse_ms("50"),
-            Ok(LatencyDist::Fixed(Duration::from_millis(50)))
-        );
-        assert_eq!(
-            LatencyDist::parse_ms("0.5"),
-            Ok(LatencyDist::Fixed(Duration::from_micros(500)))
-        );
+        assert_eq!(LatencyDist::parse_ms("50"), Ok(LatencyDist::Fixed(Duration::from_millis(50))));
+        assert_eq!(LatencyDist::parse_ms("0.5"), Ok(LatencyDist::Fixed(Duration::from_micros(500))));
         assert_eq!(
             LatencyDist::parse_ms("40..60"),
-            Ok(LatencyDist::Uniform {
-                min: Duration::from_millis(40),
-                max: Duration::from_millis(60)
-            })
+            Ok(LatencyDist::Uniform { min: Duration::from_millis(40), max: Duration::from_millis(60) })
         );
         assert!(LatencyDist::parse_ms("60..40").is_err());
         assert!(LatencyDist::parse_ms("-1").is_err());
@@ -330,11 +312,8 @@ mod tests {
 
     #[test]
     fn faults_round_trip_through_json_with_humantime() {
-        let f = Faults {
-            stream_cut_rate: 0.25,
-            error_log_burst_every: Some(Duration::from_secs(30)),
-            ..Faults::default()
-        };
+        let f =
+            Faults { stream_cut_rate: 0.25, error_log_burst_every: Some(Duration::from_secs(30)), ..Faults::default() };
         let text = serde_json::to_string(&f).unwrap();
         assert!(text.contains(r#""error_log_burst_every":"30s""#), "{text}");
         let back: Faults = serde_json::from_str(&text).unwrap();
@@ -347,15 +326,9 @@ mod tests {
 
     #[test]
     fn faults_validation_rejects_bad_rates_and_statuses() {
-        let bad_rate = Faults {
-            http_error_rate: 1.5,
-            ..Faults::default()
-        };
+        let bad_rate = Faults { http_error_rate: 1.5, ..Faults::default() };
         assert!(bad_rate.validate().is_err());
-        let bad_status = Faults {
-            http_error_status: 200,
-            ..Faults::default()
-        };
+        let bad_status = Faults { http_error_status: 200, ..Faults::default() };
         assert!(bad_status.validate().is_err());
         assert!(Faults::default().validate().is_ok());
     }

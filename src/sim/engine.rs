@@ -40,9 +40,9 @@ pub const CHAT_TOKENS_PER_MESSAGE: u32 = 4;
 /// Against the real 0.32 server's Llama tokenizer this lands within a few
 /// tokens for short English prompts (e.g. "Say hello" → 14 both ways).
 pub fn chat_prompt_tokens(words_per_message: &[u32]) -> u32 {
-    words_per_message.iter().fold(CHAT_TEMPLATE_TOKENS, |acc, w| {
-        acc.saturating_add(CHAT_TOKENS_PER_MESSAGE).saturating_add(*w)
-    })
+    words_per_message
+        .iter()
+        .fold(CHAT_TEMPLATE_TOKENS, |acc, w| acc.saturating_add(CHAT_TOKENS_PER_MESSAGE).saturating_add(*w))
 }
 
 /// Prompt tokens of a completions prompt: words + 1 (the BOS token).
@@ -76,17 +76,9 @@ pub fn plan_length(
     let room = max_model_len.saturating_sub(prompt).max(1);
     let max = max_tokens.map_or(room, |m| m.clamp(1, room));
     if ignore_eos || sampled >= max {
-        LengthPlan {
-            max_tokens: max,
-            output_tokens: max,
-            finish: FinishReason::Length,
-        }
+        LengthPlan { max_tokens: max, output_tokens: max, finish: FinishReason::Length }
     } else {
-        LengthPlan {
-            max_tokens: max,
-            output_tokens: sampled.max(1),
-            finish: FinishReason::Stop,
-        }
+        LengthPlan { max_tokens: max, output_tokens: sampled.max(1), finish: FinishReason::Stop }
     }
 }
 
@@ -139,9 +131,7 @@ pub struct Shared {
 }
 
 pub fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// A poisoned lock only means another thread panicked mid-update of plain
@@ -160,11 +150,7 @@ impl Shared {
         Shared {
             faults,
             rng: Mutex::new(StdRng::seed_from_u64(config.seed)),
-            engine: Mutex::new(EngineState {
-                metrics,
-                interval: StatsInterval::new(now),
-                prefix_cache_queried: false,
-            }),
+            engine: Mutex::new(EngineState { metrics, interval: StatsInterval::new(now), prefix_cache_queried: false }),
             slots,
             timings: Mutex::new(HashMap::new()),
             log: LogWriter::new(config.log_sink.clone()),
@@ -196,9 +182,7 @@ impl Shared {
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
-    })
+    bytes.iter().fold(0xcbf29ce484222325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100000001b3))
 }
 
 /// What was decided when the request arrived.
@@ -362,11 +346,7 @@ impl RequestRun {
             self.next_deadline += self.shared.config.itl.sample(&mut self.rng);
         }
         let word = VOCABULARY[self.rng.random_range(0..VOCABULARY.len())];
-        Some(Token {
-            index,
-            text: word,
-            last,
-        })
+        Some(Token { index, text: word, last })
     }
 
     fn finish(&self, e: &mut EngineState, now: Instant) {
@@ -430,14 +410,7 @@ mod tests {
     #[test]
     fn ignore_eos_generates_exactly_max_tokens() {
         let p = plan_length(10, 1024, Some(64), true, 3);
-        assert_eq!(
-            p,
-            LengthPlan {
-                max_tokens: 64,
-                output_tokens: 64,
-                finish: FinishReason::Length
-            }
-        );
+        assert_eq!(p, LengthPlan { max_tokens: 64, output_tokens: 64, finish: FinishReason::Length });
     }
 
     #[test]
@@ -454,28 +427,18 @@ mod tests {
     fn max_tokens_is_clamped_to_the_remaining_context() {
         // 0.32 clamps prompt + max_tokens > max_model_len silently.
         let p = plan_length(1000, 1024, Some(100), true, 1);
-        assert_eq!(
-            (p.max_tokens, p.output_tokens, p.finish),
-            (24, 24, FinishReason::Length)
-        );
+        assert_eq!((p.max_tokens, p.output_tokens, p.finish), (24, 24, FinishReason::Length));
         // No max_tokens: the rest of the context bounds the sampled length.
         let p = plan_length(20, 1024, None, false, 5000);
-        assert_eq!(
-            (p.max_tokens, p.output_tokens, p.finish),
-            (1004, 1004, FinishReason::Length)
-        );
+        assert_eq!((p.max_tokens, p.output_tokens, p.finish), (1004, 1004, FinishReason::Length));
         let p = plan_length(20, 1024, None, false, 7);
         assert_eq!((p.output_tokens, p.finish), (7, FinishReason::Stop));
     }
 
     #[test]
     fn fault_draws_are_reproducible_and_respect_rates() {
-        let always = Faults {
-            http_error_rate: 1.0,
-            drop_from_metrics_rate: 1.0,
-            stream_cut_rate: 1.0,
-            ..Faults::default()
-        };
+        let always =
+            Faults { http_error_rate: 1.0, drop_from_metrics_rate: 1.0, stream_cut_rate: 1.0, ..Faults::default() };
         let mut rng = SmallRng::seed_from_u64(3);
         for n in [1u32, 2, 10, 100] {
             let d = FaultDecision::draw(&always, &mut rng, n, true);
@@ -490,19 +453,11 @@ mod tests {
             let mut r = SmallRng::seed_from_u64(9);
             (0..50).map(|_| FaultDecision::draw(&never, &mut r, 8, true)).collect()
         };
-        assert!(
-            a.iter()
-                .all(|d| !d.http_error && !d.drop_from_metrics && d.cut_after.is_none())
-        );
-        let half = Faults {
-            http_error_rate: 0.5,
-            ..Faults::default()
-        };
+        assert!(a.iter().all(|d| !d.http_error && !d.drop_from_metrics && d.cut_after.is_none()));
+        let half = Faults { http_error_rate: 0.5, ..Faults::default() };
         let run = || {
             let mut r = SmallRng::seed_from_u64(9);
-            (0..200)
-                .map(|_| FaultDecision::draw(&half, &mut r, 8, true).http_error)
-                .collect::<Vec<_>>()
+            (0..200).map(|_| FaultDecision::draw(&half, &mut r, 8, true).http_error).collect::<Vec<_>>()
         };
         let first = run();
         assert_eq!(first, run());

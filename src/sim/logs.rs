@@ -58,10 +58,7 @@ pub fn vllm_record(pid: u32, level: Level, time: &str, site: &str, msg: &str) ->
 
 /// uvicorn's access line, written when the response starts.
 pub fn access_line(client: SocketAddr, method: &str, target: &str, version: &str, status: u16) -> String {
-    let reason = axum::http::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("");
+    let reason = axum::http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
     // `INFO:` padded to 9 characters, then a space: uvicorn's levelprefix.
     format!("INFO:     {client} - \"{method} {target} {version}\" {status} {reason}")
 }
@@ -158,11 +155,7 @@ impl StatsInterval {
         self.generation_tokens = 0;
         self.last_prompt_throughput = prompt;
         self.last_generation_throughput = generation;
-        IntervalReport {
-            prompt_throughput: prompt,
-            generation_throughput: generation,
-            idle,
-        }
+        IntervalReport { prompt_throughput: prompt, generation_throughput: generation, idle }
     }
 }
 
@@ -205,10 +198,7 @@ pub struct LogWriter {
 
 impl LogWriter {
     pub fn new(sink: LogSink) -> Self {
-        LogWriter {
-            sink,
-            pid: std::process::id(),
-        }
+        LogWriter { sink, pid: std::process::id() }
     }
 
     pub fn pid(&self) -> u32 {
@@ -300,10 +290,8 @@ mod tests {
         let real = golden(|l| l.contains("Engine 000: Avg prompt throughput: 29.8"));
         assert_eq!(real.len(), 1);
         assert_eq!(ours[0], real[0].replace("CPU KV cache", "GPU KV cache"));
-        let real_shapes: Vec<String> = golden(|l| l.contains("Engine 000:"))
-            .iter()
-            .map(|l| shape(&l.replace("CPU KV", "GPU KV")))
-            .collect();
+        let real_shapes: Vec<String> =
+            golden(|l| l.contains("Engine 000:")).iter().map(|l| shape(&l.replace("CPU KV", "GPU KV"))).collect();
         assert!(real_shapes.contains(&shape(&ours[0])));
     }
 
@@ -349,13 +337,7 @@ mod tests {
 
     #[test]
     fn multi_line_records_repeat_the_header_and_end_with_cr() {
-        let lines = vllm_record(
-            7,
-            Level::Error,
-            "01-02 03:04:05",
-            STREAM_ERROR_SITE,
-            &stream_error_traceback(),
-        );
+        let lines = vllm_record(7, Level::Error, "01-02 03:04:05", STREAM_ERROR_SITE, &stream_error_traceback());
         assert_eq!(lines.len(), 7);
         for l in &lines {
             assert!(l.starts_with("(APIServer pid=7) ERROR 01-02 03:04:05 [serving.py:929] "));
@@ -363,10 +345,8 @@ mod tests {
         assert!(lines[..6].iter().all(|l| l.ends_with('\r')));
         assert!(!lines[6].ends_with('\r'));
         // Same shape as the real traceback in the golden log (raw lines keep `\r`).
-        let real: Vec<&str> = GOLDEN_LOG
-            .split('\n')
-            .filter(|l| l.contains(" ERROR ") && l.contains("[async_llm.py:906]"))
-            .collect();
+        let real: Vec<&str> =
+            GOLDEN_LOG.split('\n').filter(|l| l.contains(" ERROR ") && l.contains("[async_llm.py:906]")).collect();
         assert!(real.len() >= 3);
         assert!(real[..real.len() - 1].iter().all(|l| l.ends_with('\r')));
         assert!(real[1].ends_with("Traceback (most recent call last):\r"));

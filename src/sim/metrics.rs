@@ -31,13 +31,8 @@ pub enum FinishReason {
 }
 
 impl FinishReason {
-    pub const ALL: [FinishReason; 5] = [
-        FinishReason::Stop,
-        FinishReason::Length,
-        FinishReason::Abort,
-        FinishReason::Error,
-        FinishReason::Repetition,
-    ];
+    pub const ALL: [FinishReason; 5] =
+        [FinishReason::Stop, FinishReason::Length, FinishReason::Abort, FinishReason::Error, FinishReason::Repetition];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -55,16 +50,14 @@ pub const TTFT_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0,
     160.0, 640.0, 2560.0,
 ];
-pub const ITL_BUCKETS: &[f64] = &[
-    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0,
-];
+pub const ITL_BUCKETS: &[f64] =
+    &[0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0];
 pub const REQUEST_LATENCY_BUCKETS: &[f64] = &[
     0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0,
     1920.0, 7680.0,
 ];
-pub const ITERATION_TOKEN_BUCKETS: &[f64] = &[
-    1.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0,
-];
+pub const ITERATION_TOKEN_BUCKETS: &[f64] =
+    &[1.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0];
 pub const PARAMS_N_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0];
 pub const PREEMPTION_BUCKETS: &[f64] = &[1.0, 2.0, 3.0, 4.0, 5.0, 10.0, 20.0];
 /// prometheus-fastapi-instrumentator defaults.
@@ -100,11 +93,7 @@ pub struct Histogram {
 
 impl Histogram {
     pub fn new(bounds: &[f64]) -> Self {
-        Histogram {
-            bounds: bounds.to_vec(),
-            counts: vec![0; bounds.len() + 1],
-            sum: 0.0,
-        }
+        Histogram { bounds: bounds.to_vec(), counts: vec![0; bounds.len() + 1], sum: 0.0 }
     }
 
     pub fn observe(&mut self, v: f64) {
@@ -296,11 +285,7 @@ impl MetricsState {
         self.request_max_num_generation_tokens.observe(f64::from(r.max_tokens));
         self.request_params_n.observe(1.0);
         self.request_params_max_tokens.observe(f64::from(r.max_tokens));
-        let tpot = if r.generation_tokens > 1 {
-            r.decode / (generated - 1.0)
-        } else {
-            0.0
-        };
+        let tpot = if r.generation_tokens > 1 { r.decode / (generated - 1.0) } else { 0.0 };
         self.request_tpot.observe(tpot);
         self.e2e.observe(r.e2e);
         self.queue.observe(r.queue);
@@ -335,29 +320,21 @@ impl MetricsState {
                 created: now_unix,
             }),
         }
-        for (children, bytes) in [
-            (&mut self.http_request_size, o.request_bytes),
-            (&mut self.http_response_size, o.response_bytes),
-        ] {
+        for (children, bytes) in
+            [(&mut self.http_request_size, o.request_bytes), (&mut self.http_response_size, o.response_bytes)]
+        {
             match children.iter_mut().find(|c| c.handler == o.handler) {
                 Some(c) => {
                     c.count += 1;
                     c.sum += bytes;
                 }
-                None => children.push(SizeChild {
-                    handler: o.handler.to_string(),
-                    count: 1,
-                    sum: bytes,
-                    created: now_unix,
-                }),
+                None => {
+                    children.push(SizeChild { handler: o.handler.to_string(), count: 1, sum: bytes, created: now_unix })
+                }
             }
         }
         self.http_duration_highr.observe(o.duration);
-        match self
-            .http_duration
-            .iter_mut()
-            .find(|c| c.handler == o.handler && c.method == o.method)
-        {
+        match self.http_duration.iter_mut().find(|c| c.handler == o.handler && c.method == o.method) {
             Some(c) => c.hist.observe(o.duration),
             None => {
                 let mut hist = Histogram::new(HTTP_DURATION_BUCKETS);
@@ -465,16 +442,8 @@ pub fn render(s: &MetricsState) -> String {
 
     let c = s.created;
     let simple_counters: [(&str, &str, u64); 7] = [
-        (
-            "vllm:prefix_cache_queries",
-            "Prefix cache queries, in terms of number of queried tokens.",
-            s.prefix_queries,
-        ),
-        (
-            "vllm:prefix_cache_hits",
-            "Prefix cache hits, in terms of number of cached tokens.",
-            s.prefix_hits,
-        ),
+        ("vllm:prefix_cache_queries", "Prefix cache queries, in terms of number of queried tokens.", s.prefix_queries),
+        ("vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens.", s.prefix_hits),
         (
             "vllm:external_prefix_cache_queries",
             "External prefix cache queries from KV connector cross-instance cache sharing, in terms of number of queried tokens.",
@@ -485,21 +454,9 @@ pub fn render(s: &MetricsState) -> String {
             "External prefix cache hits from KV connector cross-instance cache sharing, in terms of number of cached tokens.",
             0,
         ),
-        (
-            "vllm:mm_cache_queries",
-            "Multi-modal cache queries, in terms of number of queried items.",
-            0,
-        ),
-        (
-            "vllm:mm_cache_hits",
-            "Multi-modal cache hits, in terms of number of cached items.",
-            0,
-        ),
-        (
-            "vllm:num_preemptions",
-            "Cumulative number of preemption from the engine.",
-            0,
-        ),
+        ("vllm:mm_cache_queries", "Multi-modal cache queries, in terms of number of queried items.", 0),
+        ("vllm:mm_cache_hits", "Multi-modal cache hits, in terms of number of cached items.", 0),
+        ("vllm:num_preemptions", "Cumulative number of preemption from the engine.", 0),
     ];
     for (name, help, v) in simple_counters {
         w.counter(name, help, &[(base.clone(), v as f64, c)]);
@@ -550,83 +507,36 @@ pub fn render(s: &MetricsState) -> String {
     w.counter(
         "vllm:admission_rejections",
         "Number of admission attempts rejected by a queue limit, by reason.",
-        &[
-            (admission("max_num_queued_reqs"), 0.0, c),
-            (admission("max_num_queued_tokens"), 0.0, c),
-        ],
+        &[(admission("max_num_queued_reqs"), 0.0, c), (admission("max_num_queued_tokens"), 0.0, c)],
     );
 
     let hists: [(&str, &str, &Histogram); 16] = [
-        (
-            "vllm:request_prompt_tokens",
-            "Number of prefill tokens processed.",
-            &s.request_prompt_tokens,
-        ),
-        (
-            "vllm:request_generation_tokens",
-            "Number of generation tokens processed.",
-            &s.request_generation_tokens,
-        ),
-        (
-            "vllm:iteration_tokens_total",
-            "Histogram of number of tokens per engine_step.",
-            &s.iteration_tokens,
-        ),
+        ("vllm:request_prompt_tokens", "Number of prefill tokens processed.", &s.request_prompt_tokens),
+        ("vllm:request_generation_tokens", "Number of generation tokens processed.", &s.request_generation_tokens),
+        ("vllm:iteration_tokens_total", "Histogram of number of tokens per engine_step.", &s.iteration_tokens),
         (
             "vllm:request_max_num_generation_tokens",
             "Histogram of maximum number of requested generation tokens.",
             &s.request_max_num_generation_tokens,
         ),
-        (
-            "vllm:request_params_n",
-            "Histogram of the n request parameter.",
-            &s.request_params_n,
-        ),
+        ("vllm:request_params_n", "Histogram of the n request parameter.", &s.request_params_n),
         (
             "vllm:request_params_max_tokens",
             "Histogram of the max_tokens request parameter.",
             &s.request_params_max_tokens,
         ),
-        (
-            "vllm:time_to_first_token_seconds",
-            "Histogram of time to first token in seconds.",
-            &s.ttft,
-        ),
-        (
-            "vllm:inter_token_latency_seconds",
-            "Histogram of inter-token latency in seconds.",
-            &s.itl,
-        ),
+        ("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", &s.ttft),
+        ("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", &s.itl),
         (
             "vllm:request_time_per_output_token_seconds",
             "Histogram of time_per_output_token_seconds per request.",
             &s.request_tpot,
         ),
-        (
-            "vllm:e2e_request_latency_seconds",
-            "Histogram of e2e request latency in seconds.",
-            &s.e2e,
-        ),
-        (
-            "vllm:request_queue_time_seconds",
-            "Histogram of time spent in WAITING phase for request.",
-            &s.queue,
-        ),
-        (
-            "vllm:request_inference_time_seconds",
-            "Histogram of time spent in RUNNING phase for request.",
-            &s.inference,
-        ),
-        (
-            "vllm:request_prefill_time_seconds",
-            "Histogram of time spent in PREFILL phase for request.",
-            &s.prefill,
-        ),
-        (
-            "vllm:request_decode_time_seconds",
-            "Histogram of time spent in DECODE phase for request.",
-            &s.decode,
-        ),
+        ("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", &s.e2e),
+        ("vllm:request_queue_time_seconds", "Histogram of time spent in WAITING phase for request.", &s.queue),
+        ("vllm:request_inference_time_seconds", "Histogram of time spent in RUNNING phase for request.", &s.inference),
+        ("vllm:request_prefill_time_seconds", "Histogram of time spent in PREFILL phase for request.", &s.prefill),
+        ("vllm:request_decode_time_seconds", "Histogram of time spent in DECODE phase for request.", &s.decode),
         (
             "vllm:request_num_preemptions",
             "Histogram of the number of times a request was preempted.",
@@ -667,17 +577,7 @@ pub fn render(s: &MetricsState) -> String {
             .collect::<Vec<_>>(),
     );
     let size_children = |children: &[SizeChild]| -> Vec<(Labels, u64, f64, f64)> {
-        children
-            .iter()
-            .map(|ch| {
-                (
-                    vec![("handler", ch.handler.clone())],
-                    ch.count,
-                    ch.sum as f64,
-                    ch.created,
-                )
-            })
-            .collect()
+        children.iter().map(|ch| (vec![("handler", ch.handler.clone())], ch.count, ch.sum as f64, ch.created)).collect()
     };
     // The trailing spaces are in the instrumentator's own help texts.
     w.summary(
@@ -700,13 +600,7 @@ pub fn render(s: &MetricsState) -> String {
         "Latency with only few buckets by handler. Made to be only used if aggregation by handler is important. ",
         &s.http_duration
             .iter()
-            .map(|ch| {
-                (
-                    vec![("handler", ch.handler.clone()), ("method", ch.method.clone())],
-                    &ch.hist,
-                    ch.created,
-                )
-            })
+            .map(|ch| (vec![("handler", ch.handler.clone()), ("method", ch.method.clone())], &ch.hist, ch.created))
             .collect::<Vec<_>>(),
     );
     w.out
@@ -751,9 +645,7 @@ struct Writer {
 
 impl Writer {
     fn with_capacity(n: usize) -> Self {
-        Writer {
-            out: String::with_capacity(n),
-        }
+        Writer { out: String::with_capacity(n) }
     }
 
     fn header(&mut self, name: &str, kind: &str, help: &str) {
@@ -939,10 +831,7 @@ mod tests {
 
     #[test]
     fn one_two_five_buckets_stop_at_max_model_len() {
-        assert_eq!(
-            one_two_five_buckets(1024),
-            vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0]
-        );
+        assert_eq!(one_two_five_buckets(1024), vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0]);
         assert_eq!(one_two_five_buckets(5), vec![1.0, 2.0, 5.0]);
     }
 
@@ -991,9 +880,7 @@ mod tests {
     }
 
     fn line<'a>(text: &'a str, prefix: &str) -> &'a str {
-        text.lines()
-            .find(|l| l.starts_with(prefix))
-            .unwrap_or_else(|| panic!("no line starting with {prefix}"))
+        text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no line starting with {prefix}"))
     }
 
     #[test]
@@ -1037,31 +924,13 @@ mod tests {
     #[test]
     fn histogram_rendering_is_cumulative_with_le_sorted_between_labels() {
         let text = render(&sample_state());
-        let ttft: Vec<&str> = text
-            .lines()
-            .filter(|l| l.starts_with("vllm:time_to_first_token_seconds_"))
-            .collect();
+        let ttft: Vec<&str> = text.lines().filter(|l| l.starts_with("vllm:time_to_first_token_seconds_")).collect();
         assert_eq!(ttft.len(), 22 + 1 + 2 + 1, "{ttft:#?}");
-        assert_eq!(
-            ttft[0],
-            r#"vllm:time_to_first_token_seconds_bucket{engine="0",le="0.001",model_name="m"} 0.0"#
-        );
-        assert_eq!(
-            ttft[5],
-            r#"vllm:time_to_first_token_seconds_bucket{engine="0",le="0.06",model_name="m"} 1.0"#
-        );
-        assert_eq!(
-            ttft[22],
-            r#"vllm:time_to_first_token_seconds_bucket{engine="0",le="+Inf",model_name="m"} 1.0"#
-        );
-        assert_eq!(
-            ttft[23],
-            r#"vllm:time_to_first_token_seconds_count{engine="0",model_name="m"} 1.0"#
-        );
-        assert_eq!(
-            ttft[24],
-            r#"vllm:time_to_first_token_seconds_sum{engine="0",model_name="m"} 0.05"#
-        );
+        assert_eq!(ttft[0], r#"vllm:time_to_first_token_seconds_bucket{engine="0",le="0.001",model_name="m"} 0.0"#);
+        assert_eq!(ttft[5], r#"vllm:time_to_first_token_seconds_bucket{engine="0",le="0.06",model_name="m"} 1.0"#);
+        assert_eq!(ttft[22], r#"vllm:time_to_first_token_seconds_bucket{engine="0",le="+Inf",model_name="m"} 1.0"#);
+        assert_eq!(ttft[23], r#"vllm:time_to_first_token_seconds_count{engine="0",model_name="m"} 1.0"#);
+        assert_eq!(ttft[24], r#"vllm:time_to_first_token_seconds_sum{engine="0",model_name="m"} 0.05"#);
         assert!(ttft[25].starts_with("vllm:time_to_first_token_seconds_created{"));
         // ITL: 0.01 and 0.03 -> buckets le=0.01:1, le=0.025:1, le=0.05:2.
         assert!(
@@ -1128,11 +997,8 @@ mod tests {
             last = i;
         }
         // Real families we leave out on purpose (documented at the top).
-        let skipped: Vec<&str> = real
-            .iter()
-            .map(|(n, _)| n.as_str())
-            .filter(|n| !ours.iter().any(|(o, _)| o == n))
-            .collect();
+        let skipped: Vec<&str> =
+            real.iter().map(|(n, _)| n.as_str()).filter(|n| !ours.iter().any(|(o, _)| o == n)).collect();
         for name in &skipped {
             assert!(
                 name.starts_with("python_") || name.starts_with("process_") || name.starts_with("vllm:estimated_"),

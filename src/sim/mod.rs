@@ -122,9 +122,7 @@ impl Drop for SimHandle {
 
 /// Starts the simulator on `bind` (use `127.0.0.1:0` in tests).
 pub async fn start(config: SimConfig, bind: SocketAddr) -> io::Result<SimHandle> {
-    config
-        .validate()
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    config.validate().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let listener = TcpListener::bind(bind).await?;
     let addr = listener.local_addr()?;
     let shared = Arc::new(Shared::new(config));
@@ -137,20 +135,12 @@ pub async fn start(config: SimConfig, bind: SocketAddr) -> io::Result<SimHandle>
             .with_graceful_shutdown(stop.cancelled_owned())
             .await
     });
-    let tasks = vec![
-        tokio::spawn(stats_logger(shared.clone())),
-        tokio::spawn(error_log_bursts(shared.clone())),
-    ];
+    let tasks = vec![tokio::spawn(stats_logger(shared.clone())), tokio::spawn(error_log_bursts(shared.clone()))];
     let log = &shared.log;
     log.uvicorn(&format!("Started server process [{}]", log.pid()));
     log.uvicorn("Waiting for application startup.");
     log.uvicorn("Application startup complete.");
-    Ok(SimHandle {
-        addr,
-        shared,
-        server: Some(server),
-        tasks,
-    })
+    Ok(SimHandle { addr, shared, server: Some(server), tasks })
 }
 
 /// Errors of the standalone simulator.
@@ -204,23 +194,11 @@ fn log_startup(shared: &Shared, addr: SocketAddr) {
             c.model
         ),
     );
-    log.vllm(
-        Level::Info,
-        "model.py:2152",
-        &format!("Using max model len {}", c.max_model_len),
-    );
-    log.vllm(
-        Level::Info,
-        "entry.py:140",
-        &format!("Starting vLLM server on http://{addr}"),
-    );
+    log.vllm(Level::Info, "model.py:2152", &format!("Using max model len {}", c.max_model_len));
+    log.vllm(Level::Info, "entry.py:140", &format!("Starting vLLM server on http://{addr}"));
     log.vllm(Level::Info, "launcher.py:186", "Available routes are:");
     for (path, methods) in api::ROUTES {
-        log.vllm(
-            Level::Info,
-            "launcher.py:195",
-            &format!("Route: {path}, Methods: {methods}"),
-        );
+        log.vllm(Level::Info, "launcher.py:195", &format!("Route: {path}, Methods: {methods}"));
     }
 }
 
@@ -248,9 +226,7 @@ async fn stats_logger(shared: Arc<Shared>) {
             })
         };
         if let Some(stats) = stats {
-            shared
-                .log
-                .vllm(Level::Info, logs::STATS_SITE, &logs::engine_stats_message(&stats));
+            shared.log.vllm(Level::Info, logs::STATS_SITE, &logs::engine_stats_message(&stats));
         }
     }
 }

@@ -31,11 +31,7 @@ impl ApiError {
 
     /// A FastAPI/pydantic request-validation error as vLLM words it.
     fn validation(error_type: &str, field: &str, msg: &str, input: &str) -> Self {
-        let loc = if field.is_empty() {
-            "body".to_string()
-        } else {
-            format!("body.{field}")
-        };
+        let loc = if field.is_empty() { "body".to_string() } else { format!("body.{field}") };
         ApiError {
             status: StatusCode::BAD_REQUEST,
             message: format!(
@@ -95,10 +91,7 @@ impl ApiError {
 
     /// Python repr of the `ErrorInfo`, as in vLLM's "Error with model" line.
     pub fn python_repr(&self) -> String {
-        let param = self
-            .param
-            .as_deref()
-            .map_or_else(|| "None".to_string(), |p| format!("'{p}'"));
+        let param = self.param.as_deref().map_or_else(|| "None".to_string(), |p| format!("'{p}'"));
         format!(
             "ErrorInfo(message='{}', type='{}', param={param}, code={})",
             self.message,
@@ -117,8 +110,7 @@ impl IntoResponse for ApiError {
 pub fn json_response(status: StatusCode, body: String) -> Response {
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
 
@@ -169,12 +161,9 @@ fn opt_bool(obj: &serde_json::Map<String, Value>, field: &str) -> Result<bool, A
     match obj.get(field) {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
-        Some(other) => Err(ApiError::validation(
-            "bool_type",
-            field,
-            "Input should be a valid boolean",
-            &input_repr(other),
-        )),
+        Some(other) => {
+            Err(ApiError::validation("bool_type", field, "Input should be a valid boolean", &input_repr(other)))
+        }
     }
 }
 
@@ -182,10 +171,7 @@ fn opt_tokens(obj: &serde_json::Map<String, Value>, field: &str) -> Result<Optio
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(v @ Value::Number(n)) => match n.as_i64() {
-            Some(i) if i < 1 => Err(ApiError::bad_request(
-                format!("{field} must be at least 1, got {i}."),
-                field,
-            )),
+            Some(i) if i < 1 => Err(ApiError::bad_request(format!("{field} must be at least 1, got {i}."), field)),
             Some(i) => Ok(Some(u32::try_from(i).unwrap_or(u32::MAX))),
             None => Err(ApiError::validation(
                 "int_from_float",
@@ -194,12 +180,9 @@ fn opt_tokens(obj: &serde_json::Map<String, Value>, field: &str) -> Result<Optio
                 &input_repr(v),
             )),
         },
-        Some(other) => Err(ApiError::validation(
-            "int_type",
-            field,
-            "Input should be a valid integer",
-            &input_repr(other),
-        )),
+        Some(other) => {
+            Err(ApiError::validation("int_type", field, "Input should be a valid integer", &input_repr(other)))
+        }
     }
 }
 
@@ -208,11 +191,9 @@ fn content_words(content: Option<&Value>, index: usize) -> Result<u32, ApiError>
     match content {
         None | Some(Value::Null) => Ok(0),
         Some(Value::String(s)) => Ok(count_words(s)),
-        Some(Value::Array(parts)) => Ok(parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .map(count_words)
-            .sum()),
+        Some(Value::Array(parts)) => {
+            Ok(parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).map(count_words).sum())
+        }
         Some(other) => Err(ApiError::validation(
             "string_type",
             &format!("messages.{index}.content"),
@@ -224,12 +205,7 @@ fn content_words(content: Option<&Value>, index: usize) -> Result<u32, ApiError>
 
 fn prompt_tokens(endpoint: Endpoint, obj: &serde_json::Map<String, Value>) -> Result<u32, ApiError> {
     let missing = |field: &str| {
-        ApiError::validation(
-            "missing",
-            field,
-            "Field required",
-            &format!("'<dict of {} items>'", obj.len()),
-        )
+        ApiError::validation("missing", field, "Field required", &format!("'<dict of {} items>'", obj.len()))
     };
     match endpoint {
         Endpoint::Chat => {
@@ -276,12 +252,9 @@ fn prompt_tokens(endpoint: Endpoint, obj: &serde_json::Map<String, Value>) -> Re
                     "prompt",
                 )),
             },
-            Some(other) => Err(ApiError::validation(
-                "string_type",
-                "prompt",
-                "Input should be a valid string",
-                &input_repr(other),
-            )),
+            Some(other) => {
+                Err(ApiError::validation("string_type", "prompt", "Input should be a valid string", &input_repr(other)))
+            }
         },
     }
 }
@@ -347,10 +320,7 @@ pub fn parse_request(endpoint: Endpoint, body: &[u8]) -> Result<ParsedRequest, A
     if let Some(n) = obj.get("n").and_then(Value::as_u64)
         && n != 1
     {
-        return Err(ApiError::bad_request(
-            format!("The simulator only serves n=1, got n={n}."),
-            "n",
-        ));
+        return Err(ApiError::bad_request(format!("The simulator only serves n=1, got n={n}."), "n"));
     }
     // Chat: `max_completion_tokens` takes precedence over the deprecated `max_tokens`.
     let (max_tokens, max_tokens_param) = match endpoint {
@@ -470,10 +440,7 @@ mod tests {
         let e = parse_request(Endpoint::Chat, body).unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         assert_eq!(e.kind, "Bad Request");
-        assert!(
-            e.message
-                .starts_with("1 validation error:\n  {'type': 'json_invalid', 'loc': 'body.")
-        );
+        assert!(e.message.starts_with("1 validation error:\n  {'type': 'json_invalid', 'loc': 'body."));
         assert!(parse_request(Endpoint::Chat, b"[1]").is_err());
         assert!(parse_request(Endpoint::Chat, b"").is_err());
     }
@@ -509,11 +476,7 @@ mod tests {
             r#"{"error":{"message":"max_tokens=5000 cannot be greater than max_model_len=1024. Please request fewer output tokens. (parameter=max_tokens, value=5000)","type":"BadRequestError","param":"max_tokens","code":400}}"#
         );
         // A prompt that fills the context is a 400 too.
-        let long = ParsedRequest {
-            max_tokens: None,
-            prompt_tokens: 1024,
-            ..r
-        };
+        let long = ParsedRequest { max_tokens: None, prompt_tokens: 1024, ..r };
         assert!(check_lengths(&long, 1024).is_err());
     }
 

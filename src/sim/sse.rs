@@ -47,11 +47,7 @@ impl ChunkTemplate {
         head.extend_from_slice(b",\"choices\":[");
         let mut fp = b",\"system_fingerprint\":".to_vec();
         push_json_str(&mut fp, fingerprint);
-        ChunkTemplate {
-            endpoint,
-            head,
-            fingerprint: fp,
-        }
+        ChunkTemplate { endpoint, head, fingerprint: fp }
     }
 
     /// Enough for the biggest frame: role + last token + usage + `[DONE]`.
@@ -194,12 +190,7 @@ mod tests {
         }
         for (i, tok) in tokens.iter().enumerate() {
             let last = i + 1 == tokens.len();
-            t.token(
-                &mut buf,
-                tok,
-                last.then_some(FinishReason::Length),
-                last && !include_usage,
-            );
+            t.token(&mut buf, tok, last.then_some(FinishReason::Length), last && !include_usage);
         }
         if include_usage {
             t.usage(&mut buf, 21, tokens.len() as u32);

@@ -40,20 +40,16 @@ impl Slo {
             let (key, value) = item
                 .split_once(':')
                 .ok_or_else(|| format!("goodput SLO `{item}` must look like ttft:500 (metric:milliseconds)"))?;
-            let ms: f64 = value
-                .trim()
-                .parse()
-                .ok()
-                .filter(|v: &f64| v.is_finite() && *v > 0.0)
-                .ok_or_else(|| format!("goodput SLO `{item}`: `{value}` is not a positive number of milliseconds"))?;
+            let ms: f64 =
+                value.trim().parse().ok().filter(|v: &f64| v.is_finite() && *v > 0.0).ok_or_else(|| {
+                    format!("goodput SLO `{item}`: `{value}` is not a positive number of milliseconds")
+                })?;
             match key.trim() {
                 "ttft" => slo.ttft_ms = Some(ms),
                 "tpot" => slo.tpot_ms = Some(ms),
                 "e2el" => slo.e2el_ms = Some(ms),
                 other => {
-                    return Err(format!(
-                        "goodput SLO `{item}`: unknown metric `{other}` (use ttft, tpot or e2el)"
-                    ));
+                    return Err(format!("goodput SLO `{item}`: unknown metric `{other}` (use ttft, tpot or e2el)"));
                 }
             }
         }
@@ -238,12 +234,9 @@ impl serde::Serialize for ClientStats {
         m.serialize_entry("output_throughput", &self.output_throughput)?;
         m.serialize_entry("total_token_throughput", &self.total_token_throughput)?;
         m.serialize_entry("request_goodput", &self.request_goodput)?;
-        for (name, summary) in [
-            ("ttft", &self.ttft_ms),
-            ("tpot", &self.tpot_ms),
-            ("itl", &self.itl_ms),
-            ("e2el", &self.e2el_ms),
-        ] {
+        for (name, summary) in
+            [("ttft", &self.ttft_ms), ("tpot", &self.tpot_ms), ("itl", &self.itl_ms), ("e2el", &self.e2el_ms)]
+        {
             for (stat, value) in summary.named() {
                 m.serialize_entry(&format!("{stat}_{name}_ms"), &value)?;
             }

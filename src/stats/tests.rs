@@ -70,12 +70,7 @@ fn failures_and_warmup_are_excluded_from_latency() {
 
 #[test]
 fn single_token_requests_have_no_tpot() {
-    let stats = compute(
-        &[ok_record(0, 0.1, &[0.1], 1)],
-        1.0,
-        &ReceiveLag::default(),
-        &Slo::default(),
-    );
+    let stats = compute(&[ok_record(0, 0.1, &[0.1], 1)], 1.0, &ReceiveLag::default(), &Slo::default());
     assert_eq!(stats.tpot_ms.count, 0);
     assert_eq!(stats.tpot_ms.mean, None);
 }
@@ -86,19 +81,12 @@ fn goodput_counts_requests_meeting_every_slo() {
     let slo = Slo::parse(&["ttft:100".into()]).unwrap();
     let stats = compute(&records, 2.0, &ReceiveLag::default(), &slo);
     assert_eq!(stats.request_goodput, Some(0.5));
-    assert_eq!(
-        compute(&records, 2.0, &ReceiveLag::default(), &Slo::default()).request_goodput,
-        None
-    );
+    assert_eq!(compute(&records, 2.0, &ReceiveLag::default(), &Slo::default()).request_goodput, None);
 }
 
 #[test]
 fn slo_parsing_errors_are_clear() {
-    assert!(
-        Slo::parse(&["ttft".into()])
-            .unwrap_err()
-            .contains("metric:milliseconds")
-    );
+    assert!(Slo::parse(&["ttft".into()]).unwrap_err().contains("metric:milliseconds"));
     assert!(Slo::parse(&["ttft:-1".into()]).unwrap_err().contains("positive"));
     assert!(Slo::parse(&["foo:1".into()]).unwrap_err().contains("unknown metric"));
     let s = Slo::parse(&["tpot:50".into(), "e2el:2000".into()]).unwrap();
@@ -108,20 +96,10 @@ fn slo_parsing_errors_are_clear() {
 #[test]
 fn large_receive_lag_marks_ttft_and_itl_client_bound() {
     let records: Vec<_> = (0..10).map(|i| ok_record(i, 0.01, &[0.01, 0.015, 0.02], 3)).collect();
-    let quiet = ReceiveLag {
-        samples: 100,
-        p50_us: 50.0,
-        p99_us: 200.0,
-        max_us: 300.0,
-    };
+    let quiet = ReceiveLag { samples: 100, p50_us: 50.0, p99_us: 200.0, max_us: 300.0 };
     let s = compute(&records, 1.0, &quiet, &Slo::default());
     assert!(!s.client_bound.ttft && !s.client_bound.itl, "{:?}", s.client_bound);
-    let busy = ReceiveLag {
-        samples: 100,
-        p50_us: 900.0,
-        p99_us: 4000.0,
-        max_us: 9000.0,
-    };
+    let busy = ReceiveLag { samples: 100, p50_us: 900.0, p99_us: 4000.0, max_us: 9000.0 };
     let s = compute(&records, 1.0, &busy, &Slo::default());
     assert!(s.client_bound.ttft && s.client_bound.itl, "{:?}", s.client_bound);
     assert_eq!(s.client_bound.reasons.len(), 2);
@@ -139,12 +117,7 @@ fn late_sends_mark_the_schedule_client_bound() {
 
 #[test]
 fn json_uses_vllm_bench_key_names() {
-    let s = compute(
-        &[ok_record(0, 0.1, &[0.1, 0.2], 2)],
-        1.0,
-        &ReceiveLag::default(),
-        &Slo::default(),
-    );
+    let s = compute(&[ok_record(0, 0.1, &[0.1, 0.2], 2)], 1.0, &ReceiveLag::default(), &Slo::default());
     let v = serde_json::to_value(&s).unwrap();
     for key in [
         "duration",

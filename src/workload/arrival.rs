@@ -18,12 +18,7 @@ pub enum ArrivalPlan {
     /// Open loop: requests start at `rate` per second (evenly spaced, or with
     /// exponential gaps when `poisson`), optionally capped at `max_concurrency`
     /// in flight (a capped request waits, and its wait shows as scheduling lag).
-    Rate {
-        rate: f64,
-        poisson: bool,
-        seed: u64,
-        max_concurrency: Option<u32>,
-    },
+    Rate { rate: f64, poisson: bool, seed: u64, max_concurrency: Option<u32> },
 }
 
 /// When a burst stops issuing new requests. Requests in flight at the end of
@@ -49,9 +44,7 @@ impl ArrivalPlan {
         match self {
             ArrivalPlan::Concurrency { concurrency: 0 } => Err("concurrency must be at least 1".into()),
             ArrivalPlan::Concurrency { .. } => Ok(()),
-            ArrivalPlan::Rate {
-                rate, max_concurrency, ..
-            } => {
+            ArrivalPlan::Rate { rate, max_concurrency, .. } => {
                 if !rate.is_finite() || *rate <= 0.0 {
                     return Err(format!("request rate must be a positive number, got {rate}"));
                 }
@@ -76,9 +69,7 @@ impl ArrivalPlan {
     pub fn offsets(&self) -> Option<ArrivalOffsets> {
         match self {
             ArrivalPlan::Concurrency { .. } => None,
-            ArrivalPlan::Rate {
-                rate, poisson, seed, ..
-            } => Some(ArrivalOffsets {
+            ArrivalPlan::Rate { rate, poisson, seed, .. } => Some(ArrivalOffsets {
                 rate: *rate,
                 exp: poisson.then(|| Exp::new(*rate).ok()).flatten(),
                 rng: StdRng::seed_from_u64(*seed),
@@ -122,22 +113,12 @@ mod tests {
     use super::*;
 
     fn rate(rate: f64, poisson: bool, seed: u64) -> ArrivalPlan {
-        ArrivalPlan::Rate {
-            rate,
-            poisson,
-            seed,
-            max_concurrency: None,
-        }
+        ArrivalPlan::Rate { rate, poisson, seed, max_concurrency: None }
     }
 
     #[test]
     fn constant_rate_is_evenly_spaced() {
-        let offs: Vec<f64> = rate(4.0, false, 0)
-            .offsets()
-            .unwrap()
-            .take(5)
-            .map(|d| d.as_secs_f64())
-            .collect();
+        let offs: Vec<f64> = rate(4.0, false, 0).offsets().unwrap().take(5).map(|d| d.as_secs_f64()).collect();
         assert_eq!(offs, vec![0.0, 0.25, 0.5, 0.75, 1.0]);
     }
 

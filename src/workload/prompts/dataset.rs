@@ -42,28 +42,17 @@ pub(super) fn parse(bytes: &[u8], format: DatasetFormat) -> Result<Parsed, (usiz
     for record in &records {
         match extract(record.bytes, format) {
             Ok(prompt) => prompts.push(prompt),
-            Err(reason) => skipped.push(SkippedLine {
-                line: record.line,
-                reason,
-            }),
+            Err(reason) => skipped.push(SkippedLine { line: record.line, reason }),
         }
     }
-    Ok(Parsed {
-        prompts,
-        skipped,
-        format,
-    })
+    Ok(Parsed { prompts, skipped, format })
 }
 
 /// ShareGPT when the first record that is an object has "conversations", else prompt objects.
 fn detect(records: &[Record<'_>]) -> DatasetFormat {
     for record in records {
         if let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(record.bytes) {
-            return if obj.contains_key("conversations") {
-                DatasetFormat::Sharegpt
-            } else {
-                DatasetFormat::Jsonl
-            };
+            return if obj.contains_key("conversations") { DatasetFormat::Sharegpt } else { DatasetFormat::Jsonl };
         }
     }
     DatasetFormat::Jsonl
@@ -76,10 +65,7 @@ fn line_records(bytes: &[u8]) -> Vec<Record<'_>> {
         .enumerate()
         .filter_map(|(i, line)| {
             let line = line.trim_ascii();
-            (!line.is_empty()).then_some(Record {
-                line: i + 1,
-                bytes: line,
-            })
+            (!line.is_empty()).then_some(Record { line: i + 1, bytes: line })
         })
         .collect()
 }
@@ -129,10 +115,7 @@ fn array_records(bytes: &[u8]) -> Result<Vec<Record<'_>>, (usize, String)> {
                 b'}' | b']' if depth > 0 => depth -= 1,
                 b',' | b']' if depth == 0 => {
                     match start.take() {
-                        Some((s, l)) => records.push(Record {
-                            line: l,
-                            bytes: bytes[s..pos].trim_ascii(),
-                        }),
+                        Some((s, l)) => records.push(Record { line: l, bytes: bytes[s..pos].trim_ascii() }),
                         // `[]` is an empty array; `[,` or `,,` or `,]` is an empty element.
                         None if b == b',' || saw_comma => records.push(Record { line, bytes: &[] }),
                         None => {}
@@ -141,10 +124,7 @@ fn array_records(bytes: &[u8]) -> Result<Vec<Record<'_>>, (usize, String)> {
                         let rest = &bytes[pos + 1..];
                         if let Some(extra) = rest.iter().position(|c| !c.is_ascii_whitespace()) {
                             let extra_line = line + rest[..extra].iter().filter(|&&c| c == b'\n').count();
-                            return Err((
-                                extra_line,
-                                "unexpected content after the closing ']' of the array".into(),
-                            ));
+                            return Err((extra_line, "unexpected content after the closing ']' of the array".into()));
                         }
                         return Ok(records);
                     }
@@ -158,10 +138,7 @@ fn array_records(bytes: &[u8]) -> Result<Vec<Record<'_>>, (usize, String)> {
         }
         pos += 1;
     }
-    Err((
-        open_line,
-        "the JSON array opened here is never closed (truncated file?)".into(),
-    ))
+    Err((open_line, "the JSON array opened here is never closed (truncated file?)".into()))
 }
 
 /// The prompt of one record, or why there is none.
@@ -223,11 +200,7 @@ fn sharegpt_prompt(obj: &Map<String, Value>) -> Result<String, String> {
 fn json_reason(e: &serde_json::Error) -> String {
     let msg = e.to_string();
     let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-    if e.line() <= 1 && e.column() > 0 {
-        format!("{msg} (column {})", e.column())
-    } else {
-        msg
-    }
+    if e.line() <= 1 && e.column() > 0 { format!("{msg} (column {})", e.column()) } else { msg }
 }
 
 #[cfg(test)]
@@ -269,18 +242,9 @@ mod tests {
 
     #[test]
     fn broken_array_structure_is_an_error() {
-        assert!(matches!(
-            parse(b"\n[{\"prompt\": \"x\"},", DatasetFormat::Auto),
-            Err((2, _))
-        ));
-        assert!(matches!(
-            parse(b"[{\"prompt\": \"x\"}]\n\nmore", DatasetFormat::Auto),
-            Err((3, _))
-        ));
-        assert!(matches!(
-            parse(b"[\"unterminated string]", DatasetFormat::Auto),
-            Err((1, _))
-        ));
+        assert!(matches!(parse(b"\n[{\"prompt\": \"x\"},", DatasetFormat::Auto), Err((2, _))));
+        assert!(matches!(parse(b"[{\"prompt\": \"x\"}]\n\nmore", DatasetFormat::Auto), Err((3, _))));
+        assert!(matches!(parse(b"[\"unterminated string]", DatasetFormat::Auto), Err((1, _))));
     }
 
     #[test]
@@ -293,13 +257,7 @@ mod tests {
         assert_eq!(reasons[1], (3, "no \"prompt\" or \"text\" field"));
         assert_eq!(reasons[2], (4, "empty prompt"));
         assert_eq!(reasons[3].0, 5);
-        assert!(
-            reasons[3]
-                .1
-                .starts_with("not valid JSON: key must be a string (column 2)"),
-            "{}",
-            reasons[3].1
-        );
+        assert!(reasons[3].1.starts_with("not valid JSON: key must be a string (column 2)"), "{}", reasons[3].1);
         assert_eq!(reasons.len(), 4);
     }
 

@@ -62,10 +62,7 @@ impl FromStr for LengthSpec {
 
     /// `N` or `MIN..MAX` (inclusive; `MIN..=MAX` is accepted too).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = |reason: String| PromptError::InvalidLength {
-            value: s.to_string(),
-            reason,
-        };
+        let err = |reason: String| PromptError::InvalidLength { value: s.to_string(), reason };
         let t = s.trim();
         if t.is_empty() {
             return Err(err("expected N or MIN..MAX, e.g. 128 or 32..256".into()));
@@ -119,19 +116,10 @@ mod tests {
     fn parses_fixed_and_ranges() {
         assert_eq!("128".parse::<LengthSpec>().ok(), Some(LengthSpec::Fixed(128)));
         assert_eq!(" 7 ".parse::<LengthSpec>().ok(), Some(LengthSpec::Fixed(7)));
-        assert_eq!(
-            "32..256".parse::<LengthSpec>().ok(),
-            Some(LengthSpec::Uniform { min: 32, max: 256 })
-        );
-        assert_eq!(
-            "32..=256".parse::<LengthSpec>().ok(),
-            Some(LengthSpec::Uniform { min: 32, max: 256 })
-        );
+        assert_eq!("32..256".parse::<LengthSpec>().ok(), Some(LengthSpec::Uniform { min: 32, max: 256 }));
+        assert_eq!("32..=256".parse::<LengthSpec>().ok(), Some(LengthSpec::Uniform { min: 32, max: 256 }));
         assert_eq!("64..64".parse::<LengthSpec>().ok(), Some(LengthSpec::Fixed(64)));
-        assert_eq!(
-            "1000000".parse::<LengthSpec>().ok(),
-            Some(LengthSpec::Fixed(MAX_INPUT_TOKENS))
-        );
+        assert_eq!("1000000".parse::<LengthSpec>().ok(), Some(LengthSpec::Fixed(MAX_INPUT_TOKENS)));
     }
 
     #[test]

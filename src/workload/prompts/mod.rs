@@ -103,11 +103,7 @@ pub enum PromptError {
     #[error("dataset {} line {line}: {reason}", path.display())]
     DatasetSyntax { path: PathBuf, line: usize, reason: String },
     #[error("dataset {}: no usable prompts{}", path.display(), empty_detail(*skipped, first_skip.as_ref()))]
-    EmptyDataset {
-        path: PathBuf,
-        skipped: usize,
-        first_skip: Option<SkippedLine>,
-    },
+    EmptyDataset { path: PathBuf, skipped: usize, first_skip: Option<SkippedLine> },
     #[error("cannot load tokenizer {}: {reason}", path.display())]
     Tokenizer { path: PathBuf, reason: String },
 }
@@ -136,16 +132,9 @@ impl PromptError {
 /// Load a HF `tokenizer.json`. Truncation and padding settings in the file are
 /// switched off: they would distort the counts.
 pub fn load_tokenizer(path: &Path) -> Result<Tokenizer, PromptError> {
-    let err = |reason: String| PromptError::Tokenizer {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let err = |reason: String| PromptError::Tokenizer { path: path.to_path_buf(), reason };
     if !path.is_file() {
-        return Err(err(if path.exists() {
-            "not a file".into()
-        } else {
-            "no such file".into()
-        }));
+        return Err(err(if path.exists() { "not a file".into() } else { "no such file".into() }));
     }
     let mut tokenizer = Tokenizer::from_file(path).map_err(|e| err(e.to_string()))?;
     tokenizer.with_truncation(None).map_err(|e| err(e.to_string()))?;
@@ -165,10 +154,7 @@ fn count_tokens(tokenizer: &Tokenizer, text: &str) -> Option<u32> {
 /// Estimated tokens of a dataset prompt without a tokenizer: whitespace-separated
 /// words, where a word of CJK characters counts one per character.
 fn approx_tokens(text: &str) -> u32 {
-    let n: usize = text
-        .split_whitespace()
-        .map(|w| w.chars().filter(|&c| is_cjk(c)).count().max(1))
-        .sum();
+    let n: usize = text.split_whitespace().map(|w| w.chars().filter(|&c| is_cjk(c)).count().max(1)).sum();
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
@@ -235,10 +221,7 @@ impl PromptSource {
     /// to the exact token count (one or two encodes per prompt in the usual case).
     pub fn synthetic(len: LengthSpec, seed: u64, tokenizer: Option<Tokenizer>) -> PromptSource {
         let inner = Inner::Synthetic(Synthetic::new(len, seed, tokenizer.map(Arc::new)));
-        PromptSource {
-            inner,
-            tokenizer_name: None,
-        }
+        PromptSource { inner, tokenizer_name: None }
     }
 
     /// Prompts read from a dataset file; bad records are skipped and reported by
@@ -248,10 +231,8 @@ impl PromptSource {
         format: DatasetFormat,
         tokenizer: Option<Tokenizer>,
     ) -> Result<PromptSource, PromptError> {
-        let bytes = std::fs::read(path).map_err(|e| PromptError::DatasetRead {
-            path: path.to_path_buf(),
-            reason: io_reason(&e),
-        })?;
+        let bytes = std::fs::read(path)
+            .map_err(|e| PromptError::DatasetRead { path: path.to_path_buf(), reason: io_reason(&e) })?;
         let parsed = dataset::parse(&bytes, format).map_err(|(line, reason)| PromptError::DatasetSyntax {
             path: path.to_path_buf(),
             line,
@@ -273,10 +254,7 @@ impl PromptSource {
             skipped: parsed.skipped,
             tokenizer: tokenizer.map(Arc::new),
         };
-        Ok(PromptSource {
-            inner: Inner::Dataset(Arc::new(dataset)),
-            tokenizer_name: None,
-        })
+        Ok(PromptSource { inner: Inner::Dataset(Arc::new(dataset)), tokenizer_name: None })
     }
 
     /// Prompt number `index` (deterministic for a given seed/index; datasets cycle).
@@ -295,19 +273,11 @@ impl PromptSource {
         };
         match &self.inner {
             Inner::Synthetic(s) => {
-                let counting = if s.has_tokenizer() {
-                    tokenizer()
-                } else {
-                    "approximate, 1 word ≈ 1 token".into()
-                };
+                let counting = if s.has_tokenizer() { tokenizer() } else { "approximate, 1 word ≈ 1 token".into() };
                 format!("synthetic, {} tokens ({counting})", s.len())
             }
             Inner::Dataset(d) => {
-                let counting = if d.tokenizer.is_some() {
-                    tokenizer()
-                } else {
-                    "approximate, from words".into()
-                };
+                let counting = if d.tokenizer.is_some() { tokenizer() } else { "approximate, from words".into() };
                 format!(
                     "dataset {} ({}): {} prompts, {} lines skipped; token counts {counting}",
                     d.name,
@@ -347,9 +317,7 @@ impl PromptSource {
 
 impl fmt::Debug for PromptSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PromptSource")
-            .field("describe", &self.describe())
-            .finish()
+        f.debug_struct("PromptSource").field("describe", &self.describe()).finish()
     }
 }
 
@@ -359,34 +327,21 @@ impl Dataset {
         let len = self.prompts.len().max(1) as u64;
         let i = usize::try_from(index % len).unwrap_or(0);
         let Some(text) = self.prompts.get(i) else {
-            return Prompt {
-                text: String::new(),
-                input_tokens: 0,
-                tokens_exact: false,
-            };
+            return Prompt { text: String::new(), input_tokens: 0, tokens_exact: false };
         };
         let exact = self.tokenizer.as_ref().and_then(|tok| {
             let slot = self.counts.get(i)?;
             *slot.get_or_init(|| count_tokens(tok, text))
         });
         match exact {
-            Some(n) => Prompt {
-                text: text.clone(),
-                input_tokens: n,
-                tokens_exact: true,
-            },
-            None => Prompt {
-                text: text.clone(),
-                input_tokens: approx_tokens(text),
-                tokens_exact: false,
-            },
+            Some(n) => Prompt { text: text.clone(), input_tokens: n, tokens_exact: true },
+            None => Prompt { text: text.clone(), input_tokens: approx_tokens(text), tokens_exact: false },
         }
     }
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
 }
 
 fn io_reason(e: &std::io::Error) -> String {

@@ -86,13 +86,7 @@ impl Synthetic {
     pub(super) fn new(len: LengthSpec, seed: u64, tokenizer: Option<Arc<Tokenizer>>) -> Synthetic {
         let offset = splitmix64(seed ^ 0x5851_f42d_4c95_7f2d);
         let Some(tokenizer) = tokenizer else {
-            return Synthetic {
-                len,
-                seed,
-                offset,
-                pool: WORDS.to_vec(),
-                fit: None,
-            };
+            return Synthetic { len, seed, offset, pool: WORDS.to_vec(), fit: None };
         };
         let specials = count_tokens(&tokenizer, "").unwrap_or(0);
         let count = |text: &str| count_tokens(&tokenizer, text);
@@ -107,11 +101,8 @@ impl Synthetic {
             })
             .collect();
         // Prefer words of one token wherever they stand, then words of one token after a space.
-        let unit_anywhere: Vec<&'static str> = costed
-            .iter()
-            .filter(|&&(m, f, _)| m == 1 && f == 1)
-            .map(|&(_, _, w)| w)
-            .collect();
+        let unit_anywhere: Vec<&'static str> =
+            costed.iter().filter(|&&(m, f, _)| m == 1 && f == 1).map(|&(_, _, w)| w).collect();
         let unit_middle: Vec<&'static str> = costed.iter().filter(|&&(m, _, _)| m == 1).map(|&(_, _, w)| w).collect();
         let pool = if unit_anywhere.len() >= MIN_UNIT_POOL {
             unit_anywhere
@@ -122,23 +113,10 @@ impl Synthetic {
         };
         // Stable sort: among equal costs the list's (frequency) order decides.
         costed.sort_by_key(|&(m, _, _)| m);
-        let mut fillers: Vec<(u32, &'static str)> = costed
-            .iter()
-            .filter(|&&(m, _, _)| m >= 1)
-            .map(|&(m, _, w)| (m, w))
-            .collect();
+        let mut fillers: Vec<(u32, &'static str)> =
+            costed.iter().filter(|&&(m, _, _)| m >= 1).map(|&(m, _, w)| (m, w)).collect();
         fillers.dedup_by_key(|&mut (m, _)| m);
-        Synthetic {
-            len,
-            seed,
-            offset,
-            pool,
-            fit: Some(Fit {
-                tokenizer,
-                specials,
-                fillers,
-            }),
-        }
+        Synthetic { len, seed, offset, pool, fit: Some(Fit { tokenizer, specials, fillers }) }
     }
 
     pub(super) fn len(&self) -> LengthSpec {
@@ -154,11 +132,7 @@ impl Synthetic {
         let target = self.len.sample(&mut rng);
         let mut words = Words::new(rng, &self.pool, index.wrapping_add(self.offset));
         match &self.fit {
-            None => Prompt {
-                text: words.text(target as usize),
-                input_tokens: target,
-                tokens_exact: false,
-            },
+            None => Prompt { text: words.text(target as usize), input_tokens: target, tokens_exact: false },
             Some(fit) => fit.fit(&mut words, target),
         }
     }
@@ -180,18 +154,10 @@ impl Fit {
         for _ in 0..MAX_SEARCH_STEPS {
             let text = words.text(k);
             let Some(c) = self.count(&text) else {
-                return Prompt {
-                    text,
-                    input_tokens: target,
-                    tokens_exact: false,
-                };
+                return Prompt { text, input_tokens: target, tokens_exact: false };
             };
             if c == target {
-                return Prompt {
-                    text,
-                    input_tokens: c,
-                    tokens_exact: true,
-                };
+                return Prompt { text, input_tokens: c, tokens_exact: true };
             }
             best.offer(text, c, target);
             if c < target {
@@ -237,11 +203,7 @@ impl Fit {
                     let text = words.text(k + 1);
                     let Some(n) = self.count(&text) else { break 'grow };
                     if n == target {
-                        return Prompt {
-                            text,
-                            input_tokens: n,
-                            tokens_exact: true,
-                        };
+                        return Prompt { text, input_tokens: n, tokens_exact: true };
                     }
                     best.offer(text, n, target);
                     if n < target {
@@ -255,11 +217,7 @@ impl Fit {
         }
         match best.prompt {
             Some(p) => p,
-            None => Prompt {
-                text: words.text(1),
-                input_tokens: target,
-                tokens_exact: false,
-            },
+            None => Prompt { text: words.text(1), input_tokens: target, tokens_exact: false },
         }
     }
 }
@@ -276,11 +234,7 @@ impl Best {
         let distance = tokens.abs_diff(target);
         if self.prompt.is_none() || distance < self.distance {
             self.distance = distance;
-            self.prompt = Some(Prompt {
-                text,
-                input_tokens: tokens,
-                tokens_exact: false,
-            });
+            self.prompt = Some(Prompt { text, input_tokens: tokens, tokens_exact: false });
         }
     }
 }
@@ -352,24 +306,18 @@ mod tests {
         let set: HashSet<_> = WORDS.iter().collect();
         assert_eq!(set.len(), WORDS.len(), "duplicate words");
         assert!(WORDS.len() >= 256, "{}", WORDS.len());
-        assert!(
-            WORDS
-                .iter()
-                .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
-        );
+        assert!(WORDS.iter().all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase())));
     }
 
     #[test]
     fn prefixes_are_distinct_for_consecutive_indices() {
         let pool = WORDS.to_vec();
-        let first: HashSet<_> = (0..WORDS.len() as u64)
-            .map(|i| Words::new(StdRng::seed_from_u64(0), &pool, i).words[0])
-            .collect();
+        let first: HashSet<_> =
+            (0..WORDS.len() as u64).map(|i| Words::new(StdRng::seed_from_u64(0), &pool, i).words[0]).collect();
         // The first word alone already tells consecutive indices apart.
         assert_eq!(first.len(), WORDS.len());
-        let prefixes: HashSet<_> = (0..5000u64)
-            .map(|i| Words::new(StdRng::seed_from_u64(0), &pool, i).words.clone())
-            .collect();
+        let prefixes: HashSet<_> =
+            (0..5000u64).map(|i| Words::new(StdRng::seed_from_u64(0), &pool, i).words.clone()).collect();
         assert_eq!(prefixes.len(), 5000);
     }
 }

@@ -7,9 +7,7 @@ use proptest::prelude::*;
 use super::*;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/prompts")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/prompts").join(name)
 }
 
 fn tokenizer(name: &str) -> Tokenizer {
@@ -34,18 +32,11 @@ fn error(args: PromptArgs) -> PromptError {
 }
 
 fn synthetic_args(input_tokens: &str, seed: u64) -> PromptArgs {
-    PromptArgs {
-        input_tokens: Some(input_tokens.into()),
-        seed,
-        ..PromptArgs::default()
-    }
+    PromptArgs { input_tokens: Some(input_tokens.into()), seed, ..PromptArgs::default() }
 }
 
 fn dataset_args(path: &Path) -> PromptArgs {
-    PromptArgs {
-        dataset: Some(path.to_path_buf()),
-        ..PromptArgs::default()
-    }
+    PromptArgs { dataset: Some(path.to_path_buf()), ..PromptArgs::default() }
 }
 
 /// A temporary dataset file with `content`.
@@ -89,11 +80,7 @@ fn synthetic_is_deterministic_per_seed() {
     let c = source(synthetic_args("64", 8));
     for i in [0, 1, 2, 1000, u64::MAX] {
         assert_eq!(a.get(i), b.get(i), "index {i}");
-        assert_ne!(
-            a.get(i).text,
-            c.get(i).text,
-            "index {i}: seeds 7 and 8 gave the same prompt"
-        );
+        assert_ne!(a.get(i).text, c.get(i).text, "index {i}: seeds 7 and 8 gave the same prompt");
     }
     // Asking again, or out of order, gives the same answer.
     assert_eq!(a.get(5), a.get(5));
@@ -119,16 +106,9 @@ fn synthetic_word_count_approximates_the_length() {
         for i in 0..20 {
             let p = s.get(i);
             let words = p.text.split_whitespace().count() as f64;
-            assert!(
-                (words - f64::from(n)).abs() <= f64::from(n) * 0.1,
-                "n={n} words={words}"
-            );
+            assert!((words - f64::from(n)).abs() <= f64::from(n) * 0.1, "n={n} words={words}");
             assert_eq!(p.input_tokens, n);
-            assert!(
-                p.text.split_whitespace().all(|w| synthetic::WORDS.contains(&w)),
-                "{}",
-                p.text
-            );
+            assert!(p.text.split_whitespace().all(|w| synthetic::WORDS.contains(&w)), "{}", p.text);
         }
     }
 }
@@ -138,10 +118,7 @@ fn synthetic_range_draws_lengths_reproducibly() {
     let s = source(synthetic_args("10..20", 1));
     let lengths: Vec<u32> = (0..500).map(|i| s.get(i).input_tokens).collect();
     assert!(lengths.iter().all(|n| (10..=20).contains(n)));
-    assert!(
-        lengths.contains(&10) && lengths.contains(&20),
-        "the range bounds are inclusive"
-    );
+    assert!(lengths.contains(&10) && lengths.contains(&20), "the range bounds are inclusive");
     for i in 0..500 {
         let p = s.get(i);
         assert_eq!(p.text.split_whitespace().count() as u32, p.input_tokens);
@@ -167,10 +144,7 @@ fn exact_lengths_with_a_wordlevel_tokenizer() {
     };
     let s = source(args);
     assert!(s.is_exact());
-    assert_eq!(
-        s.describe(),
-        "synthetic, 2..300 tokens (exact, tokenizer wordlevel-tokenizer.json)"
-    );
+    assert_eq!(s.describe(), "synthetic, 2..300 tokens (exact, tokenizer wordlevel-tokenizer.json)");
     let tok = tokenizer("wordlevel-tokenizer.json");
     for i in 0..200 {
         let p = s.get(i);
@@ -182,21 +156,14 @@ fn exact_lengths_with_a_wordlevel_tokenizer() {
     assert_eq!((p.input_tokens, p.text.split_whitespace().count()), (50, 49));
     // One token is all BOS: no text fits, the closest is one word (2 tokens), flagged as inexact.
     let p = PromptSource::synthetic(LengthSpec::Fixed(1), 0, Some(tok)).get(0);
-    assert_eq!(
-        (p.input_tokens, p.tokens_exact, p.text.split_whitespace().count()),
-        (2, false, 1)
-    );
+    assert_eq!((p.input_tokens, p.tokens_exact, p.text.split_whitespace().count()), (2, false, 1));
 }
 
 #[test]
 fn exact_lengths_with_multi_token_words() {
     // Most words cost several tokens in this tokenizer: the search and the fillers do the work.
     let tok = tokenizer("char-bpe-tokenizer.json");
-    assert_eq!(
-        count(&tok, "water"),
-        6,
-        "the fixture splits words into letters (plus BOS)"
-    );
+    assert_eq!(count(&tok, "water"), 6, "the fixture splits words into letters (plus BOS)");
     let s = PromptSource::synthetic(LengthSpec::Uniform { min: 2, max: 400 }, 11, Some(tok.clone()));
     for i in 0..200 {
         let p = s.get(i);
@@ -216,11 +183,7 @@ fn exact_lengths_with_the_real_llama_tokenizer() {
     let home = std::env::var("REAL_VLLM_HOME").unwrap_or_else(|_| "/var/tmp/real-vllm".into());
     let path = Path::new(&home).join("model/tokenizer.json");
     let path = path.as_path();
-    assert!(
-        path.is_file(),
-        "{} is absent: run ../shared/real-vllm/setup.sh",
-        path.display()
-    );
+    assert!(path.is_file(), "{} is absent: run ../shared/real-vllm/setup.sh", path.display());
     let tok = match load_tokenizer(path) {
         Ok(t) => t,
         Err(e) => panic!("{e}"),
@@ -228,11 +191,7 @@ fn exact_lengths_with_the_real_llama_tokenizer() {
     let s = PromptSource::synthetic(LengthSpec::Uniform { min: 1, max: 2048 }, 0, Some(tok.clone()));
     for i in 0..50 {
         let p = s.get(i);
-        assert!(
-            p.tokens_exact || p.input_tokens <= 2,
-            "index {i}: {} tokens, inexact",
-            p.input_tokens
-        );
+        assert!(p.tokens_exact || p.input_tokens <= 2, "index {i}: {} tokens, inexact", p.input_tokens);
         assert_eq!(count(&tok, &p.text), p.input_tokens);
     }
 }
@@ -266,17 +225,8 @@ fn sharegpt_array_takes_the_first_human_turn() {
     assert_eq!(s.distinct_prompts(), Some(2));
     assert_eq!(s.get(0).text, "What is the capital of France?");
     assert_eq!(s.get(1).text, "Name three prime numbers.");
-    assert_eq!(
-        s.skipped_lines(),
-        &[SkippedLine {
-            line: 9,
-            reason: "no human turn in \"conversations\"".into()
-        }]
-    );
-    assert!(
-        s.describe()
-            .starts_with("dataset sharegpt.json (sharegpt): 2 prompts, 1 lines skipped")
-    );
+    assert_eq!(s.skipped_lines(), &[SkippedLine { line: 9, reason: "no human turn in \"conversations\"".into() }]);
+    assert!(s.describe().starts_with("dataset sharegpt.json (sharegpt): 2 prompts, 1 lines skipped"));
 }
 
 #[test]
@@ -292,10 +242,7 @@ fn sharegpt_jsonl_is_detected() {
 #[test]
 fn explicit_format_is_obeyed() {
     // Told it is ShareGPT, a prompt JSONL file has no usable record.
-    let args = PromptArgs {
-        dataset_format: DatasetFormat::Sharegpt,
-        ..dataset_args(&fixture("prompts.jsonl"))
-    };
+    let args = PromptArgs { dataset_format: DatasetFormat::Sharegpt, ..dataset_args(&fixture("prompts.jsonl")) };
     let e = error(args);
     assert!(matches!(e, PromptError::EmptyDataset { skipped: 6, .. }), "{e:?}");
     assert!(e.to_string().contains("line 1: no \"conversations\" field"), "{e}");
@@ -303,21 +250,14 @@ fn explicit_format_is_obeyed() {
 
 #[test]
 fn dataset_counts_are_exact_with_a_tokenizer() {
-    let args = PromptArgs {
-        tokenizer: Some(fixture("wordlevel-tokenizer.json")),
-        ..dataset_args(&fixture("prompts.jsonl"))
-    };
+    let args =
+        PromptArgs { tokenizer: Some(fixture("wordlevel-tokenizer.json")), ..dataset_args(&fixture("prompts.jsonl")) };
     let s = source(args);
     assert!(s.is_exact());
     // "Write a haiku about load testing." -> Write a haiku about load testing . + BOS
     let p = s.get(1);
     assert_eq!((p.input_tokens, p.tokens_exact), (8, true));
-    assert!(
-        s.describe()
-            .ends_with("token counts exact, tokenizer wordlevel-tokenizer.json"),
-        "{}",
-        s.describe()
-    );
+    assert!(s.describe().ends_with("token counts exact, tokenizer wordlevel-tokenizer.json"), "{}", s.describe());
 }
 
 #[test]
@@ -344,44 +284,25 @@ fn truncated_array_is_an_error_with_its_line() {
 fn missing_files_are_errors_naming_the_path() {
     let e = error(dataset_args(Path::new("/nonexistent/prompts.jsonl")));
     assert!(matches!(e, PromptError::DatasetRead { .. }));
-    assert_eq!(
-        e.to_string(),
-        "cannot read dataset /nonexistent/prompts.jsonl: no such file"
-    );
+    assert_eq!(e.to_string(), "cannot read dataset /nonexistent/prompts.jsonl: no such file");
     assert_eq!(e.as_label(), "dataset_read");
 
-    let args = PromptArgs {
-        tokenizer: Some("/nonexistent/tokenizer.json".into()),
-        ..PromptArgs::default()
-    };
-    assert_eq!(
-        error(args).to_string(),
-        "cannot load tokenizer /nonexistent/tokenizer.json: no such file"
-    );
+    let args = PromptArgs { tokenizer: Some("/nonexistent/tokenizer.json".into()), ..PromptArgs::default() };
+    assert_eq!(error(args).to_string(), "cannot load tokenizer /nonexistent/tokenizer.json: no such file");
 }
 
 #[test]
 fn invalid_tokenizer_is_an_error() {
     let file = temp_dataset("{\"prompt\": \"this is a dataset, not a tokenizer\"}\n");
-    let args = PromptArgs {
-        tokenizer: Some(file.path().to_path_buf()),
-        ..PromptArgs::default()
-    };
+    let args = PromptArgs { tokenizer: Some(file.path().to_path_buf()), ..PromptArgs::default() };
     let e = error(args);
     assert!(matches!(e, PromptError::Tokenizer { .. }), "{e:?}");
-    assert!(
-        e.to_string()
-            .starts_with(&format!("cannot load tokenizer {}: ", file.path().display())),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with(&format!("cannot load tokenizer {}: ", file.path().display())), "{e}");
 }
 
 #[test]
 fn input_tokens_and_dataset_conflict() {
-    let args = PromptArgs {
-        input_tokens: Some("64".into()),
-        ..dataset_args(&fixture("prompts.jsonl"))
-    };
+    let args = PromptArgs { input_tokens: Some("64".into()), ..dataset_args(&fixture("prompts.jsonl")) };
     assert!(matches!(error(args), PromptError::LengthWithDataset { .. }));
 }
 

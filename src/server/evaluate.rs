@@ -1,0 +1,242 @@
+//! From two snapshots (and an idle window before them) to the Prometheus
+//! section of a validation. Pure: used live by `run` and offline by `validate DIR`.
+
+use super::GaugePeaks;
+use super::catalogue::{self, model_filter, server_figures};
+use crate::promtext::{Exposition, LabelFilter, counter_delta};
+use crate::validate::{ClientFigures, Figure, Section, ServerFigures, ServerInfo, Tolerances, prometheus_checks};
+
+/// Other clients' traffic seen in the idle window before the burst.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Background {
+    pub window_s: f64,
+    pub finished_requests_per_s: f64,
+    pub prompt_tokens_per_s: f64,
+    pub generation_tokens_per_s: f64,
+}
+
+impl Background {
+    pub fn is_quiet(&self) -> bool {
+        self.finished_requests_per_s == 0.0 && self.prompt_tokens_per_s == 0.0 && self.generation_tokens_per_s == 0.0
+    }
+}
+
+/// Rates between the idle-window snapshots; None when they cannot be compared.
+pub fn background(
+    idle_start: &Exposition,
+    before: &Exposition,
+    window_s: f64,
+    filter: &LabelFilter,
+) -> Option<Background> {
+    if window_s <= 0.0 {
+        return None;
+    }
+    let rate = |name: &str| counter_delta(idle_start, before, name, filter).ok().map(|d| d / window_s);
+    Some(Background {
+        window_s,
+        finished_requests_per_s: rate(catalogue::REQUEST_SUCCESS)?,
+        prompt_tokens_per_s: rate(catalogue::PROMPT_TOKENS).unwrap_or(0.0),
+        generation_tokens_per_s: rate(catalogue::GENERATION_TOKENS).unwrap_or(0.0),
+    })
+}
+
+/// The inputs of the Prometheus checks of one burst.
+pub struct PrometheusInputs<'a> {
+    pub before: Result<&'a Exposition, String>,
+    pub after: Result<&'a Exposition, String>,
+    pub idle_start: Option<&'a Exposition>,
+    pub idle_window_s: f64,
+    /// From the before to the after snapshot: background traffic is extrapolated over it.
+    pub counted_window_s: f64,
+    pub model: &'a str,
+    pub peaks: GaugePeaks,
+}
+
+fn all_skipped(reason: &str) -> ServerFigures {
+    let r = || Err(reason.to_owned());
+    ServerFigures {
+        finished_requests: r(),
+        finished_prompt_tokens: r(),
+        finished_generation_tokens: r(),
+        prompt_tokens_total: r(),
+        generation_tokens_total: r(),
+        ttft_mean_s: r(),
+        e2e_mean_s: r(),
+    }
+}
+
+fn subtract(f: Figure, amount: f64) -> Figure {
+    f.map(|v| (v - amount).max(0.0))
+}
+
+/// The Prometheus section and the server-only figures.
+pub fn evaluate(inputs: &PrometheusInputs<'_>, client: &ClientFigures, tol: &Tolerances) -> (Section, ServerInfo) {
+    let mut info = ServerInfo::default();
+    let (before, after) = match (&inputs.before, &inputs.after) {
+        (Err(e), _) => return (Section::skipped(format!("no /metrics snapshot before the burst: {e}")), info),
+        (_, Err(e)) => return (Section::skipped(format!("no /metrics snapshot after the burst: {e}")), info),
+        (Ok(b), Ok(a)) => (*b, *a),
+    };
+    info.version_hint = catalogue::implied_vllm_version(after);
+    if !catalogue::has_vllm_metrics(before) || !catalogue::has_vllm_metrics(after) {
+        let reason = "the server exports no vllm: metrics (not a vLLM server, or vLLM run with --disable-log-stats): nothing to cross-check";
+        return (Section::skipped(reason), info);
+    }
+    let (filter, mut notes) = {
+        let (f, note) = model_filter(after, inputs.model);
+        (f, note.into_iter().collect::<Vec<_>>())
+    };
+    if let Some(restart) = catalogue::restart_between(before, after, &filter) {
+        let mut section = Section::from_comparisons(prometheus_checks(client, &all_skipped(&restart), tol), None);
+        section.reason = Some(restart);
+        return (section, info);
+    }
+    let (mut figures, server_info) = server_figures(before, after, &filter);
+    info = ServerInfo { version_hint: info.version_hint, ..server_info };
+    let peaks = inputs.peaks;
+    info.peak_running = peaks.running;
+    info.peak_waiting = peaks.waiting;
+    info.peak_kv_cache_usage_pct = peaks.kv_cache_usage.map(|f| f * 100.0);
+
+    let bg = inputs.idle_start.and_then(|s| background(s, before, inputs.idle_window_s, &filter));
+    info.background_request_rate = bg.map(|b| b.finished_requests_per_s);
+    let mut bg_note = None;
+    match bg {
+        None if inputs.idle_start.is_some() => {
+            notes.push("background traffic could not be measured (the idle-window snapshots do not compare)".into());
+        }
+        Some(b) if !b.is_quiet() => {
+            // Assumes the other clients kept the same rate during the burst: an
+            // estimate, so every count check says it was applied.
+            let reqs = b.finished_requests_per_s * inputs.counted_window_s;
+            figures.finished_requests = subtract(figures.finished_requests, reqs);
+            figures.prompt_tokens_total =
+                subtract(figures.prompt_tokens_total, b.prompt_tokens_per_s * inputs.counted_window_s);
+            figures.generation_tokens_total =
+                subtract(figures.generation_tokens_total, b.generation_tokens_per_s * inputs.counted_window_s);
+            let note = format!(
+                "other clients' traffic before the burst ({:.2} req/s over {:.1} s): ~{reqs:.0} requests and their tokens subtracted from the server's counts",
+                b.finished_requests_per_s, b.window_s
+            );
+            notes.push(note.clone());
+            bg_note = Some(note);
+        }
+        _ => {}
+    }
+    let mut comparisons = prometheus_checks(client, &figures, tol);
+    if let Some(n) = bg_note {
+        for c in comparisons.iter_mut().filter(|c| !c.check.ends_with("_ms")) {
+            c.reason = Some(match c.reason.take() {
+                Some(r) => format!("{r}; background subtracted"),
+                None => n.clone(),
+            });
+        }
+    }
+    let reason = (!notes.is_empty()).then(|| notes.join("; "));
+    (Section::from_comparisons(comparisons, reason), info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::promtext::parse;
+    use crate::validate::Status;
+
+    fn expo(success: f64, prompt: f64, generation: f64, ttft_sum: f64, ttft_count: f64) -> Exposition {
+        parse(&format!(
+            "# TYPE vllm:request_success_total counter\n\
+             vllm:request_success_total{{finished_reason=\"length\",model_name=\"m\"}} {success}\n\
+             vllm:request_success_total{{finished_reason=\"abort\",model_name=\"m\"}} 0\n\
+             # TYPE vllm:prompt_tokens_total counter\nvllm:prompt_tokens_total{{model_name=\"m\"}} {prompt}\n\
+             # TYPE vllm:generation_tokens_total counter\nvllm:generation_tokens_total{{model_name=\"m\"}} {generation}\n\
+             # TYPE vllm:request_generation_tokens histogram\n\
+             vllm:request_generation_tokens_bucket{{le=\"+Inf\",model_name=\"m\"}} {success}\n\
+             vllm:request_generation_tokens_sum{{model_name=\"m\"}} {generation}\n\
+             vllm:request_generation_tokens_count{{model_name=\"m\"}} {success}\n\
+             # TYPE vllm:time_to_first_token_seconds histogram\n\
+             vllm:time_to_first_token_seconds_bucket{{le=\"+Inf\",model_name=\"m\"}} {ttft_count}\n\
+             vllm:time_to_first_token_seconds_sum{{model_name=\"m\"}} {ttft_sum}\n\
+             vllm:time_to_first_token_seconds_count{{model_name=\"m\"}} {ttft_count}\n"
+        ))
+    }
+
+    fn client() -> ClientFigures {
+        ClientFigures {
+            completed: 10,
+            prompt_tokens: 100,
+            output_tokens: 200,
+            tokens_from_usage: true,
+            ttft_mean_ms: Some(52.0),
+            ..Default::default()
+        }
+    }
+
+    fn inputs<'a>(b: &'a Exposition, a: &'a Exposition, idle: Option<&'a Exposition>) -> PrometheusInputs<'a> {
+        PrometheusInputs {
+            before: Ok(b),
+            after: Ok(a),
+            idle_start: idle,
+            idle_window_s: 1.0,
+            counted_window_s: 2.0,
+            model: "m",
+            peaks: GaugePeaks::default(),
+        }
+    }
+
+    fn status(s: &Section, check: &str) -> Status {
+        s.comparisons.iter().find(|c| c.check == check).unwrap().status
+    }
+
+    #[test]
+    fn a_clean_burst_passes() {
+        let b = expo(5.0, 50.0, 100.0, 0.25, 5.0);
+        let a = expo(15.0, 150.0, 300.0, 0.75, 15.0);
+        let (s, info) = evaluate(&inputs(&b, &a, Some(&b)), &client(), &Tolerances::default());
+        assert_eq!(s.status, Status::Pass, "{s:#?}");
+        assert_eq!(status(&s, "request_count"), Status::Pass);
+        assert_eq!(status(&s, "ttft_mean_ms"), Status::Pass);
+        assert_eq!(info.background_request_rate, Some(0.0));
+    }
+
+    #[test]
+    fn background_traffic_is_reported_and_subtracted() {
+        // 2 req/s of other traffic in the idle window; the burst ran 2 s, so
+        // the server counted 4 more requests than the client sent.
+        let idle = expo(3.0, 30.0, 60.0, 0.1, 3.0);
+        let b = expo(5.0, 50.0, 100.0, 0.25, 5.0);
+        let a = expo(19.0, 170.0, 340.0, 0.95, 19.0);
+        let (s, info) = evaluate(&inputs(&b, &a, Some(&idle)), &client(), &Tolerances::default());
+        assert_eq!(info.background_request_rate, Some(2.0));
+        assert_eq!(status(&s, "request_count"), Status::Pass, "{s:#?}");
+        assert!(s.reason.as_deref().unwrap().contains("other clients"));
+        let rc = s.comparisons.iter().find(|c| c.check == "request_count").unwrap();
+        assert!(rc.reason.as_deref().unwrap().contains("subtracted"));
+    }
+
+    #[test]
+    fn missing_snapshots_and_non_vllm_servers_skip() {
+        let a = expo(1.0, 1.0, 1.0, 0.1, 1.0);
+        let mut i = inputs(&a, &a, None);
+        i.before = Err("connection refused".into());
+        let (s, _) = evaluate(&i, &client(), &Tolerances::default());
+        assert_eq!(s.status, Status::Skip);
+        assert!(s.reason.unwrap().contains("connection refused"));
+        let plain = parse("http_requests_total 3\n");
+        let (s, _) = evaluate(&inputs(&plain, &plain, None), &client(), &Tolerances::default());
+        assert_eq!(s.status, Status::Skip);
+        assert!(s.reason.unwrap().contains("no vllm: metrics"));
+    }
+
+    #[test]
+    fn a_restart_mid_burst_skips_instead_of_warning() {
+        let b = expo(500.0, 5000.0, 10000.0, 25.0, 500.0);
+        let a = expo(10.0, 100.0, 200.0, 0.5, 10.0);
+        let (s, _) = evaluate(&inputs(&b, &a, None), &client(), &Tolerances::default());
+        assert_eq!(s.status, Status::Skip, "{s:#?}");
+        assert!(s.reason.as_deref().unwrap().contains("restarted"));
+        assert_eq!(s.comparisons.len(), 5);
+        assert!(
+            s.comparisons.iter().all(|c| c.status == Status::Skip && c.reason.as_deref().unwrap().contains("reset"))
+        );
+    }
+}

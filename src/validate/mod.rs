@@ -1,0 +1,358 @@
+//! Comparisons of client figures with server figures, tolerances and
+//! verdicts. Pure: the inputs are plain numbers (or the reason a number is
+//! missing), so every verdict is tested with plain values.
+//!
+//! A check is PASS within tolerance, WARN outside it, SKIP when a side is
+//! missing (with the reason). A run never fails because of a verdict.
+
+mod table;
+
+use serde::{Deserialize, Serialize};
+
+pub use table::render_table;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Status {
+    Pass,
+    Warn,
+    Skip,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "PASS",
+            Status::Warn => "WARN",
+            Status::Skip => "SKIP",
+        }
+    }
+}
+
+/// One compared figure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    pub check: String,
+    pub client: Option<f64>,
+    pub server: Option<f64>,
+    /// The client figure actually compared, when it was adjusted (TTFT: minus
+    /// the per-request time spent outside the engine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_compared: Option<f64>,
+    /// (compared client − server) / server × 100; signed.
+    pub diff_pct: Option<f64>,
+    /// Relative tolerance as a fraction (0.05 = ±5%).
+    pub tolerance: f64,
+    pub status: Status,
+    pub reason: Option<String>,
+}
+
+/// Relative tolerances per check, with an absolute floor for latencies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Tolerances {
+    pub request_count: f64,
+    pub prompt_tokens: f64,
+    pub generation_tokens: f64,
+    pub ttft_mean: f64,
+    pub e2e_latency_mean: f64,
+    /// A latency difference below this many ms always passes (1 ms on a 5 ms TTFT is not drift).
+    pub latency_floor_ms: f64,
+}
+
+impl Default for Tolerances {
+    fn default() -> Self {
+        Tolerances {
+            request_count: 0.05,
+            prompt_tokens: 0.05,
+            generation_tokens: 0.05,
+            ttft_mean: 0.10,
+            e2e_latency_mean: 0.10,
+            latency_floor_ms: 5.0,
+        }
+    }
+}
+
+impl Tolerances {
+    /// Every count check at `t`, latencies at twice `t` (the PRD's 5% / TTFT 10% split).
+    pub fn uniform(t: f64) -> Tolerances {
+        Tolerances {
+            request_count: t,
+            prompt_tokens: t,
+            generation_tokens: t,
+            ttft_mean: 2.0 * t,
+            e2e_latency_mean: 2.0 * t,
+            ..Tolerances::default()
+        }
+    }
+
+    pub fn check(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("request_count", self.request_count),
+            ("prompt_tokens", self.prompt_tokens),
+            ("generation_tokens", self.generation_tokens),
+            ("ttft_mean", self.ttft_mean),
+            ("e2e_latency_mean", self.e2e_latency_mean),
+        ] {
+            if !(v.is_finite() && (0.0..=10.0).contains(&v)) {
+                return Err(format!("tolerance {name} must be a fraction between 0 and 10 (0.05 = 5%), got {v}"));
+            }
+        }
+        if !(self.latency_floor_ms.is_finite() && self.latency_floor_ms >= 0.0) {
+            return Err(format!("latency_floor_ms must be >= 0, got {}", self.latency_floor_ms));
+        }
+        Ok(())
+    }
+}
+
+/// A server-side figure, or why there is none.
+pub type Figure = Result<f64, String>;
+
+/// What the client measured, in the units the checks compare.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientFigures {
+    /// Requests the client saw complete.
+    pub completed: u64,
+    /// Requests that failed after the server may have started them (timeouts,
+    /// cut streams, cancellations): vLLM counts their tokens but not them.
+    pub aborted: u64,
+    pub prompt_tokens: u64,
+    pub output_tokens: u64,
+    pub tokens_from_usage: bool,
+    pub ttft_mean_ms: Option<f64>,
+    pub e2e_mean_ms: Option<f64>,
+    /// The client's own receive lag was large enough to distort its TTFT.
+    #[serde(default)]
+    pub ttft_client_bound: bool,
+}
+
+/// What the server's /metrics delta says over the burst.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerFigures {
+    /// Finished requests (every finished_reason but `abort` and `error`).
+    pub finished_requests: Figure,
+    /// Prompt / generation tokens of finished requests only
+    /// (`request_prompt_tokens` / `request_generation_tokens` histogram sums).
+    pub finished_prompt_tokens: Figure,
+    pub finished_generation_tokens: Figure,
+    /// The counters, which also include aborted requests' tokens.
+    pub prompt_tokens_total: Figure,
+    pub generation_tokens_total: Figure,
+    pub ttft_mean_s: Figure,
+    pub e2e_mean_s: Figure,
+}
+
+/// Compare within a relative tolerance (and an absolute floor, in the
+/// figure's own unit). `server` 0 with `client` 0 passes.
+pub fn compare(check: &str, client: Option<f64>, server: &Figure, tolerance: f64, floor: f64) -> Comparison {
+    let mut c = Comparison {
+        check: check.to_owned(),
+        client,
+        client_compared: None,
+        server: server.as_ref().ok().copied(),
+        diff_pct: None,
+        tolerance,
+        status: Status::Skip,
+        reason: None,
+    };
+    let (client, server) = match (client, server) {
+        (_, Err(why)) => {
+            c.reason = Some(why.clone());
+            return c;
+        }
+        (None, Ok(_)) => {
+            c.reason = Some("no client figure (no completed request)".into());
+            return c;
+        }
+        (Some(a), Ok(b)) => (a, *b),
+    };
+    let diff = client - server;
+    c.diff_pct = (server != 0.0).then(|| diff / server * 100.0);
+    let within = diff.abs() <= floor || (server != 0.0 && (diff / server).abs() <= tolerance);
+    c.status = if within { Status::Pass } else { Status::Warn };
+    if !within && server == 0.0 {
+        c.reason = Some("the server counted nothing".into());
+    }
+    c
+}
+
+/// The Prometheus section of a validation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Section {
+    pub status: Status,
+    pub reason: Option<String>,
+    pub comparisons: Vec<Comparison>,
+}
+
+impl Section {
+    pub fn skipped(reason: impl Into<String>) -> Section {
+        Section { status: Status::Skip, reason: Some(reason.into()), comparisons: Vec::new() }
+    }
+
+    /// WARN if any check warns, PASS if any passed, else SKIP.
+    pub fn from_comparisons(comparisons: Vec<Comparison>, reason: Option<String>) -> Section {
+        let status = summarize(comparisons.iter().map(|c| c.status));
+        Section { status, reason, comparisons }
+    }
+}
+
+pub fn summarize(statuses: impl IntoIterator<Item = Status>) -> Status {
+    let mut any_pass = false;
+    for s in statuses {
+        match s {
+            Status::Warn => return Status::Warn,
+            Status::Pass => any_pass = true,
+            Status::Skip => {}
+        }
+    }
+    if any_pass { Status::Pass } else { Status::Skip }
+}
+
+/// The five Prometheus checks.
+///
+/// vLLM counts a request in `request_success_total` only when the engine
+/// finishes it; requests the client aborted (timeouts, cut streams) are never
+/// counted, but their tokens are in the token counters. So requests compare
+/// with completed requests only, and when the client saw aborts the token
+/// checks use the finished-request histograms instead of the counters.
+pub fn prometheus_checks(client: &ClientFigures, server: &ServerFigures, tol: &Tolerances) -> Vec<Comparison> {
+    let count = |v: u64| Some(v as f64);
+    let mut out =
+        vec![compare("request_count", count(client.completed), &server.finished_requests, tol.request_count, 0.0)];
+    let token_check = |name: &str, client_v: u64, total: &Figure, finished: &Figure, t: f64| {
+        let (server_v, note) = if client.aborted > 0 {
+            (
+                finished,
+                Some(format!(
+                    "{} aborted request(s): compared with finished requests only (request_*_tokens histogram)",
+                    client.aborted
+                )),
+            )
+        } else {
+            (total, None)
+        };
+        let mut c = compare(name, count(client_v), server_v, t, 0.0);
+        if !client.tokens_from_usage && c.status != Status::Skip {
+            c.reason = Some("client token counts are approximate (no usage from the server)".into());
+        } else if c.reason.is_none() {
+            c.reason = note;
+        }
+        c
+    };
+    out.push(token_check(
+        "prompt_tokens",
+        client.prompt_tokens,
+        &server.prompt_tokens_total,
+        &server.finished_prompt_tokens,
+        tol.prompt_tokens,
+    ));
+    out.push(token_check(
+        "generation_tokens",
+        client.output_tokens,
+        &server.generation_tokens_total,
+        &server.finished_generation_tokens,
+        tol.generation_tokens,
+    ));
+    let ms = |f: &Figure| f.as_ref().map(|s| s * 1e3).map_err(Clone::clone);
+    let mut ttft = ttft_check(client, &ms(&server.ttft_mean_s), &ms(&server.e2e_mean_s), tol);
+    if client.ttft_client_bound && ttft.status == Status::Warn {
+        // The client, not the server, is the likely cause: no verdict either way.
+        ttft.status = Status::Skip;
+        ttft.reason = Some("the client was the bottleneck (receive lag marked TTFT client-bound): no verdict".into());
+    }
+    out.push(ttft);
+    out.push(latency_check(
+        "e2e_latency_mean_ms",
+        client.e2e_mean_ms,
+        &ms(&server.e2e_mean_s),
+        tol.e2e_latency_mean,
+        tol.latency_floor_ms,
+    ));
+    out
+}
+
+/// vLLM's TTFT and E2E share one clock inside its frontend: both leave out
+/// HTTP parsing, detokenization, the SSE write and the network. That time is
+/// the same for a request's first token and its last, so the E2E gap of the
+/// same burst (client mean − server mean) measures it, and TTFT is compared
+/// net of it. A server TTFT that drifts on its own still shows; a proxy that
+/// adds latency shows in the E2E check instead.
+fn ttft_check(client: &ClientFigures, server_ttft: &Figure, server_e2e: &Figure, tol: &Tolerances) -> Comparison {
+    let outside = match (client.e2e_mean_ms, server_e2e) {
+        (Some(c), Ok(s)) if c > *s => Some(c - s),
+        _ => None,
+    };
+    let compared = match (client.ttft_mean_ms, outside) {
+        (Some(t), Some(o)) => Some((t - o).max(0.0)),
+        (t, _) => t,
+    };
+    let mut c = latency_check("ttft_mean_ms", compared, server_ttft, tol.ttft_mean, tol.latency_floor_ms);
+    c.client = client.ttft_mean_ms;
+    if let (Some(o), Some(v)) = (outside, compared)
+        && c.status != Status::Skip
+    {
+        c.client_compared = Some(v);
+        let note = format!("compared net of {o:.1} ms per request spent outside the engine (the E2E gap)");
+        c.reason = Some(match c.reason.take() {
+            Some(r) => format!("{r}; {note}"),
+            None => note,
+        });
+    }
+    c
+}
+
+/// Latencies: the server measures from inside its frontend, so it should be
+/// at most the client's figure; say so when it is the other way round.
+fn latency_check(check: &str, client: Option<f64>, server: &Figure, tolerance: f64, floor: f64) -> Comparison {
+    let mut c = compare(check, client, server, tolerance, floor);
+    if c.status == Status::Warn
+        && let (Some(a), Some(b)) = (c.client, c.server)
+    {
+        c.reason = Some(if b > a {
+            "the server reports more than the client measured: it cannot, unless the two count different requests"
+                .into()
+        } else {
+            "the client measured much more than the server: time spent outside the engine (network, HTTP, queueing in a proxy, or the client itself)".into()
+        });
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests;
+
+/// Server-only figures, reported without a verdict.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    /// Requests per second finishing on the server in the idle window before the burst (other clients).
+    pub background_request_rate: Option<f64>,
+    pub queue_time_mean_ms: Option<f64>,
+    pub ttft_p50_ms: Option<f64>,
+    pub ttft_p99_ms: Option<f64>,
+    pub preemptions: Option<f64>,
+    /// Δhits / Δqueries over the burst, percent.
+    pub prefix_cache_hit_rate_pct: Option<f64>,
+    /// Peaks of gauges sampled during the burst.
+    pub peak_running: Option<f64>,
+    pub peak_waiting: Option<f64>,
+    /// Percent (vLLM exports a 0..1 fraction).
+    pub peak_kv_cache_usage_pct: Option<f64>,
+    /// vLLM version implied by the metric names, when known.
+    pub version_hint: Option<String>,
+}
+
+/// The whole validation of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Validation {
+    pub overall: Status,
+    pub prometheus: Section,
+    pub server_info: ServerInfo,
+    pub tolerances: Tolerances,
+}
+
+impl Validation {
+    pub fn new(prometheus: Section, server_info: ServerInfo, tolerances: Tolerances) -> Validation {
+        let overall = summarize([prometheus.status]);
+        Validation { overall, prometheus, server_info, tolerances }
+    }
+}

@@ -1,0 +1,147 @@
+//! The validation table on the terminal, in the PRD's layout.
+
+use comfy_table::presets::NOTHING;
+use comfy_table::{Cell, CellAlignment, Table};
+
+use super::{Comparison, Section, Status, Validation};
+
+const WIDTH: usize = 72;
+
+fn label(check: &str) -> &str {
+    match check {
+        "request_count" => "Request Count",
+        "prompt_tokens" => "Prompt Tokens",
+        "generation_tokens" => "Generation Tokens",
+        "ttft_mean_ms" => "Avg TTFT (ms)",
+        "e2e_latency_mean_ms" => "Avg E2E Latency (ms)",
+        other => other,
+    }
+}
+
+fn num(v: Option<f64>) -> String {
+    match v {
+        None => "-".into(),
+        Some(x) if x.fract() == 0.0 && x.abs() < 1e15 => format!("{x:.0}"),
+        Some(x) => format!("{x:.1}"),
+    }
+}
+
+fn badge(s: Status) -> &'static str {
+    match s {
+        Status::Pass => "✓ PASS",
+        Status::Warn => "⚠ WARN",
+        Status::Skip => "- SKIP",
+    }
+}
+
+fn section(out: &mut String, title: &str, s: &Section) {
+    out.push_str(&format!("{title}\n"));
+    if s.comparisons.is_empty() {
+        out.push_str(&format!("  {}: {}\n", badge(s.status), s.reason.as_deref().unwrap_or("nothing to compare")));
+        return;
+    }
+    let mut t = Table::new();
+    t.load_style(NOTHING);
+    t.set_header(vec!["Metric", "Client", "Server", "Diff", "Status"]);
+    let mut notes = Vec::new();
+    for c in &s.comparisons {
+        let Comparison { check, client, server, diff_pct, status, reason, .. } = c;
+        let diff = diff_pct.map_or_else(|| "-".into(), |d| format!("{d:+.1}%"));
+        t.add_row(vec![
+            Cell::new(label(check)),
+            Cell::new(num(*client)).set_alignment(CellAlignment::Right),
+            Cell::new(num(*server)).set_alignment(CellAlignment::Right),
+            Cell::new(diff).set_alignment(CellAlignment::Right),
+            Cell::new(badge(*status)),
+        ]);
+        if let Some(r) = reason {
+            notes.push(format!("  {}: {r}", label(check)));
+        }
+    }
+    out.push_str(&t.to_string());
+    out.push('\n');
+    if let Some(r) = &s.reason {
+        out.push_str(&format!("  {r}\n"));
+    }
+    for n in notes {
+        out.push_str(&n);
+        out.push('\n');
+    }
+}
+
+/// Render the validation of a run.
+pub fn render_table(v: &Validation) -> String {
+    let mut out = String::new();
+    out.push_str(&"═".repeat(WIDTH));
+    out.push('\n');
+    out.push_str(&format!("{:^WIDTH$}\n", "Validation Results"));
+    out.push_str(&"═".repeat(WIDTH));
+    out.push('\n');
+    section(&mut out, "Prometheus Metrics", &v.prometheus);
+    let i = &v.server_info;
+    let mut info = Vec::new();
+    let mut add = |name: &str, value: Option<f64>, unit: &str| {
+        if let Some(x) = value {
+            info.push(format!("  {name}: {x:.1}{unit}"));
+        }
+    };
+    add("Peak KV cache usage", i.peak_kv_cache_usage_pct, "%");
+    add("Prefix cache hit rate", i.prefix_cache_hit_rate_pct, "%");
+    add("Peak running", i.peak_running, "");
+    add("Peak waiting", i.peak_waiting, "");
+    add("Server queue time (mean)", i.queue_time_mean_ms, " ms");
+    add("Server TTFT p50 (from buckets)", i.ttft_p50_ms, " ms");
+    add("Server TTFT p99 (from buckets)", i.ttft_p99_ms, " ms");
+    add("Preemptions", i.preemptions, "");
+    add("Background request rate", i.background_request_rate, " req/s");
+    if !info.is_empty() || i.version_hint.is_some() {
+        out.push_str(&"─".repeat(WIDTH));
+        out.push_str("\nAdditional Info\n");
+        for line in info {
+            out.push_str(&line);
+            out.push('\n');
+        }
+        if let Some(h) = &i.version_hint {
+            out.push_str(&format!("  Server: {h}\n"));
+        }
+    }
+    out.push_str(&"═".repeat(WIDTH));
+    out.push('\n');
+    let word = match v.overall {
+        Status::Pass => "PASSED",
+        Status::Warn => "WARNING (the run itself succeeded)",
+        Status::Skip => "SKIPPED",
+    };
+    out.push_str(&format!(
+        "Overall: {word} (tolerance: ±{:.0}%, TTFT ±{:.0}%)\n",
+        v.tolerances.request_count * 100.0,
+        v.tolerances.ttft_mean * 100.0
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::{ServerInfo, Tolerances, compare};
+
+    #[test]
+    fn table_shows_each_check_and_the_overall_verdict() {
+        let cs = vec![
+            compare("request_count", Some(1000.0), &Ok(1000.0), 0.05, 0.0),
+            compare("ttft_mean_ms", Some(45.2), &Ok(43.8), 0.10, 5.0),
+            compare("generation_tokens", Some(100.0), &Err("vllm:generation_tokens_total is absent".into()), 0.05, 0.0),
+        ];
+        let v = Validation::new(
+            Section::from_comparisons(cs, None),
+            ServerInfo { peak_kv_cache_usage_pct: Some(12.5), ..Default::default() },
+            Tolerances::default(),
+        );
+        let t = render_table(&v);
+        assert!(t.contains("Request Count") && t.contains("1000") && t.contains("✓ PASS"), "{t}");
+        assert!(t.contains("+3.2%"), "{t}");
+        assert!(t.contains("- SKIP") && t.contains("is absent"), "{t}");
+        assert!(t.contains("Peak KV cache usage: 12.5%"), "{t}");
+        assert!(t.contains("Overall: PASSED (tolerance: ±5%, TTFT ±10%)"), "{t}");
+    }
+}

@@ -1,0 +1,260 @@
+//! Server cross-validation against the simulator: a clean burst passes,
+//! injected drift warns on the drifting checks only, every way /metrics can
+//! be broken skips with its reason, a counter reset skips (never warns),
+//! client timeouts and background traffic keep the verdict right.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use clap::Parser;
+use llm_loadtest::cli::{Cli, Command, RunArgs};
+use llm_loadtest::run::{self, RunResult};
+use llm_loadtest::sim::{self, Faults, LatencyDist, LengthDist, LogSink, SimConfig, SimHandle};
+use llm_loadtest::validate::{Comparison, Status};
+use tokio_util::sync::CancellationToken;
+
+fn args(url: &str, extra: &[&str]) -> RunArgs {
+    let mut argv = vec!["llm-loadtest", "run", "--target", url, "--model", "sim-model", "--quiet"];
+    if !extra.contains(&"--idle-window") {
+        argv.extend_from_slice(&["--idle-window", "300ms"]);
+    }
+    argv.extend_from_slice(extra);
+    match Cli::try_parse_from(argv).unwrap().command {
+        Command::Run(a) => *a,
+        _ => unreachable!(),
+    }
+}
+
+async fn sim_with(config: SimConfig) -> SimHandle {
+    sim::start(SimConfig { log_sink: LogSink::Discard, ..config }, ([127, 0, 0, 1], 0).into()).await.unwrap()
+}
+
+/// TTFT 100 ms: the 10% TTFT tolerance (10 ms) then covers a loaded test machine's own delays.
+fn fast() -> SimConfig {
+    SimConfig {
+        ttft: LatencyDist::Fixed(Duration::from_millis(100)),
+        itl: LatencyDist::Fixed(Duration::from_millis(2)),
+        ..SimConfig::default()
+    }
+}
+
+async fn burst(url: &str, extra: &[&str]) -> RunResult {
+    let a = args(url, extra);
+    let p = run::prepare(&a, &url::Url::parse(url).unwrap(), "sim-model", "t").unwrap();
+    run::run_prepared(p, "t".into(), CancellationToken::new(), None).await
+}
+
+fn check<'a>(r: &'a RunResult, name: &str) -> &'a Comparison {
+    let v = r.validation.as_ref().expect("validation ran");
+    v.prometheus.comparisons.iter().find(|c| c.check == name).unwrap_or_else(|| panic!("no check {name}"))
+}
+
+const STD: [&str; 6] = ["--requests", "40", "--concurrency", "8", "--max-tokens", "16"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_burst_passes_with_exact_counts() {
+    let sim = sim_with(fast()).await;
+    let r = burst(&sim.base_url(), &STD).await;
+    let v = r.validation.as_ref().unwrap();
+    assert_eq!(v.overall, Status::Pass, "{:#?}", v);
+    for name in ["request_count", "prompt_tokens", "generation_tokens"] {
+        let c = check(&r, name);
+        assert_eq!(c.client, c.server, "{name} must be exact: {c:?}");
+    }
+    assert_eq!(check(&r, "request_count").server, Some(40.0));
+    assert_eq!(check(&r, "ttft_mean_ms").status, Status::Pass);
+    assert_eq!(check(&r, "e2e_latency_mean_ms").status, Status::Pass);
+    assert_eq!(v.server_info.background_request_rate, Some(0.0));
+    assert!(v.server_info.peak_kv_cache_usage_pct.is_some());
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["validation"]["overall"], "PASS");
+    assert_eq!(json["validation"]["prometheus"]["comparisons"][0]["check"], "request_count");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metric_drift_warns_on_the_drifting_checks_only() {
+    let sim = sim_with(fast()).await;
+    sim.set_faults(Faults { drop_from_metrics_rate: 0.3, ..Faults::default() });
+    let r = burst(&sim.base_url(), &STD).await;
+    assert_eq!(r.client.completed, 40, "the client sees every request complete");
+    let v = r.validation.as_ref().unwrap();
+    assert_eq!(v.overall, Status::Warn);
+    for name in ["request_count", "prompt_tokens", "generation_tokens"] {
+        assert_eq!(check(&r, name).status, Status::Warn, "{name}: {:?}", check(&r, name));
+    }
+    // Latency means do not drift when whole requests go missing.
+    assert_eq!(check(&r, "ttft_mean_ms").status, Status::Pass);
+    assert_eq!(check(&r, "e2e_latency_mean_ms").status, Status::Pass);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counter_reset_mid_burst_skips_instead_of_warning() {
+    let sim = sim_with(SimConfig { itl: LatencyDist::Fixed(Duration::from_millis(10)), ..fast() }).await;
+    // Warm the counters so a reset makes them go down.
+    burst(&sim.base_url(), &["--requests", "20", "--concurrency", "4", "--skip-validation"]).await;
+    let url = sim.base_url();
+    let task = tokio::spawn(async move {
+        burst(&url, &["--requests", "24", "--concurrency", "4", "--max-tokens", "32", "--idle-window", "0s"]).await
+    });
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    sim.reset_counters();
+    let r = task.await.unwrap();
+    let v = r.validation.as_ref().unwrap();
+    assert_ne!(v.overall, Status::Warn, "{v:#?}");
+    let rc = check(&r, "request_count");
+    assert_eq!(rc.status, Status::Skip);
+    assert!(rc.reason.as_deref().unwrap().contains("counter reset"), "{rc:?}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_timeouts_do_not_break_the_verdict() {
+    // Output lengths 4..60 at 15 ms per token, a 450 ms limit: some requests
+    // finish, the long ones time out and vLLM-style are never counted.
+    let sim = sim_with(SimConfig {
+        itl: LatencyDist::Fixed(Duration::from_millis(15)),
+        output_tokens: LengthDist::Uniform { min: 4, max: 60 },
+        ..fast()
+    })
+    .await;
+    let r = burst(
+        &sim.base_url(),
+        &[
+            "--requests",
+            "30",
+            "--concurrency",
+            "6",
+            "--max-tokens",
+            "60",
+            "--timeout",
+            "450ms",
+            "--first-token-timeout",
+            "400ms",
+        ],
+    )
+    .await;
+    let timeouts = r.client.errors.get("timeout").copied().unwrap_or(0);
+    assert!(timeouts > 0 && r.client.completed > 0, "{:?} completed {}", r.client.errors, r.client.completed);
+    for name in ["request_count", "prompt_tokens", "generation_tokens"] {
+        let c = check(&r, name);
+        assert_eq!(c.status, Status::Pass, "{name}: {c:?}");
+        assert_eq!(c.client, c.server, "{name}: {c:?}");
+    }
+    assert!(check(&r, "generation_tokens").reason.as_deref().unwrap().contains("aborted"));
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_traffic_is_measured_and_subtracted() {
+    let sim = sim_with(fast()).await;
+    let url = sim.base_url();
+    // Another client: 20 req/s for 4 s, spanning the idle window and the burst.
+    let bg = tokio::spawn(async move {
+        burst(&url, &["--rate", "20", "--duration", "4s", "--max-tokens", "4", "--skip-validation"]).await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = burst(
+        &sim.base_url(),
+        &["--requests", "60", "--concurrency", "4", "--max-tokens", "16", "--idle-window", "1s"],
+    )
+    .await;
+    bg.await.unwrap();
+    let v = r.validation.as_ref().unwrap();
+    let rate = v.server_info.background_request_rate.unwrap();
+    assert!((10.0..30.0).contains(&rate), "background rate {rate}");
+    assert!(v.prometheus.reason.as_deref().unwrap().contains("other clients"), "{v:#?}");
+    assert_eq!(check(&r, "request_count").status, Status::Pass, "{:?}", check(&r, "request_count"));
+    sim.shutdown().await;
+}
+
+/// A /metrics endpoint broken in one way.
+async fn broken_metrics(kind: &'static str) -> String {
+    let app = Router::new().route(
+        "/metrics",
+        get(move || async move {
+            match kind {
+                "500" => (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
+                "html" => ([(header::CONTENT_TYPE, "text/html")], "<html><body>login</body></html>").into_response(),
+                "garbage" => "\u{1}\u{2}{{{ not metrics ]]]\n%%%\n".into_response(),
+                "plain" => "# TYPE http_requests_total counter\nhttp_requests_total 7\n".into_response(),
+                "truncated" => {
+                    "# TYPE vllm:request_success_total counter\nvllm:request_success_total{finished_reason=\"stop\""
+                        .into_response()
+                }
+                _ => {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    "late".into_response()
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/metrics")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_metrics_skip_with_the_reason() {
+    let sim = sim_with(fast()).await;
+    let closed = {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        format!("http://127.0.0.1:{port}/metrics")
+    };
+    let cases = [
+        (closed, "cannot connect"),
+        (broken_metrics("500").await, "HTTP 500"),
+        (broken_metrics("html").await, "HTML"),
+        (broken_metrics("garbage").await, "no metric family parsed"),
+        (broken_metrics("plain").await, "no vllm: metrics"),
+        (broken_metrics("truncated").await, "no metric family parsed"),
+        (broken_metrics("slow").await, "did not answer"),
+    ];
+    for (url, expect) in cases {
+        let r = burst(
+            &sim.base_url(),
+            &[
+                "--requests",
+                "4",
+                "--max-tokens",
+                "4",
+                "--metrics-url",
+                &url,
+                "--connect-timeout",
+                "1s",
+                "--idle-window",
+                "0s",
+                "--settle-timeout",
+                "0s",
+            ],
+        )
+        .await;
+        assert_eq!(r.client.completed, 4, "the run itself completes");
+        let v = r.validation.as_ref().unwrap();
+        assert_eq!(v.overall, Status::Skip, "{url}: {v:#?}");
+        let reason = v.prometheus.reason.as_deref().unwrap_or("");
+        assert!(reason.contains(expect), "{url}: expected `{expect}` in `{reason}`: {v:#?}");
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_validation_and_artifacts() {
+    let sim = sim_with(fast()).await;
+    let r = burst(&sim.base_url(), &["--requests", "3", "--skip-validation"]).await;
+    assert!(r.validation.is_none());
+    assert!(serde_json::to_value(&r).unwrap().get("validation").unwrap().is_null());
+
+    let dir = tempfile::tempdir().unwrap();
+    let r = burst(&sim.base_url(), &["--requests", "6", "--max-tokens", "8"]).await;
+    run::save_artifacts(dir.path(), &r).unwrap();
+    for f in ["result.json", "requests.jsonl", "metrics_before.txt", "metrics_after.txt", "metrics_idle_start.txt"] {
+        assert!(dir.path().join(f).is_file(), "{f} missing");
+    }
+    sim.shutdown().await;
+}
