@@ -3,40 +3,21 @@
 
 use std::time::Duration;
 
-use clap::Parser;
-use llm_loadtest::cli::{Cli, Command, RunArgs};
+use llm_loadtest::cli::RunArgs;
 use llm_loadtest::run::{self, RunResult};
-use llm_loadtest::sim::{self, Faults, LatencyDist, LogSink, SimConfig, SimHandle};
+use llm_loadtest::sim::{Faults, LatencyDist, SimConfig};
 use tokio_util::sync::CancellationToken;
 
-fn args(extra: &[&str]) -> RunArgs {
-    let mut argv = vec![
-        "llm-loadtest",
-        "run",
-        "--target",
-        "http://127.0.0.1:1",
-        "--model",
-        "sim-model",
-        "--quiet",
-        // The client alone: server validation has its own tests (validate_sim.rs).
-        "--skip-validation",
-    ];
-    argv.extend_from_slice(extra);
-    match Cli::try_parse_from(argv).unwrap().command {
-        Command::Run(a) => *a,
-        _ => unreachable!(),
-    }
-}
+mod common;
+use common::{run_args, sim_with};
 
-async fn sim_with(config: SimConfig) -> SimHandle {
-    sim::start(SimConfig { log_sink: LogSink::Discard, ..config }, ([127, 0, 0, 1], 0).into()).await.unwrap()
+/// The client alone: server validation has its own tests (validate_sim.rs).
+fn args(extra: &[&str]) -> RunArgs {
+    run_args("http://127.0.0.1:1", &["--skip-validation"], extra)
 }
 
 async fn burst(url: &str, extra: &[&str]) -> RunResult {
-    let a = args(extra);
-    let target = url::Url::parse(url).unwrap();
-    let p = run::prepare(&a, &target, "sim-model", "t").unwrap();
-    run::run_prepared(p, "t".into(), CancellationToken::new(), None).await
+    common::burst_with(url, "sim-model", &args(extra)).await
 }
 
 fn ms(d: u64) -> LatencyDist {

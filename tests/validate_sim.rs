@@ -9,28 +9,12 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use clap::Parser;
-use llm_loadtest::cli::{Cli, Command, RunArgs};
 use llm_loadtest::run::{self, RunResult};
-use llm_loadtest::sim::{self, Faults, LatencyDist, LengthDist, LogSink, SimConfig, SimHandle};
+use llm_loadtest::sim::{Faults, LatencyDist, LengthDist, SimConfig};
 use llm_loadtest::validate::{Comparison, Status};
-use tokio_util::sync::CancellationToken;
 
-fn args(url: &str, extra: &[&str]) -> RunArgs {
-    let mut argv = vec!["llm-loadtest", "run", "--target", url, "--model", "sim-model", "--quiet"];
-    if !extra.contains(&"--idle-window") {
-        argv.extend_from_slice(&["--idle-window", "300ms"]);
-    }
-    argv.extend_from_slice(extra);
-    match Cli::try_parse_from(argv).unwrap().command {
-        Command::Run(a) => *a,
-        _ => unreachable!(),
-    }
-}
-
-async fn sim_with(config: SimConfig) -> SimHandle {
-    sim::start(SimConfig { log_sink: LogSink::Discard, ..config }, ([127, 0, 0, 1], 0).into()).await.unwrap()
-}
+mod common;
+use common::sim_with;
 
 /// TTFT 100 ms: the 10% TTFT tolerance (10 ms) then covers a loaded test machine's own delays.
 fn fast() -> SimConfig {
@@ -42,9 +26,7 @@ fn fast() -> SimConfig {
 }
 
 async fn burst(url: &str, extra: &[&str]) -> RunResult {
-    let a = args(url, extra);
-    let p = run::prepare(&a, &url::Url::parse(url).unwrap(), "sim-model", "t").unwrap();
-    run::run_prepared(p, "t".into(), CancellationToken::new(), None).await
+    common::burst_with(url, "sim-model", &common::run_args(url, &["--idle-window", "300ms"], extra)).await
 }
 
 fn check<'a>(r: &'a RunResult, name: &str) -> &'a Comparison {
