@@ -9,6 +9,8 @@ pub mod burst;
 pub mod cli;
 /// Preflight checks of a target with a Symptom / Root cause / Evidence / Solution diagnosis.
 pub mod doctor;
+/// Daemon configuration: TOML file + LLM_LOADTEST__A__B env overrides, strict, every rule checked.
+pub mod config;
 /// Library error types, each with a bounded label.
 pub mod error;
 /// Offline commands over saved files: `validate DIR`, `inspect metrics FILE`.
