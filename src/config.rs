@@ -1,1 +1,0 @@
-//! Daemon configuration (being written).
