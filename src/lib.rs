@@ -21,6 +21,8 @@ pub mod openai;
 pub mod promtext;
 /// Terminal rendering of a run's summary.
 pub mod report;
+/// Every llm_loadtest_* metric the daemon exports, defined in one place.
+pub mod exporter;
 /// The `run` command end to end: burst, result JSON, artifacts.
 pub mod run;
 /// Scraping the server's /metrics; the vLLM metric catalogue.
