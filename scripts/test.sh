@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run). Installs and starts what the tests need
 # on a fresh Debian machine (run as root), then runs every test, including the
-# end-to-end tests against a real vLLM server.
+# end-to-end tests against a real vLLM server in a real Docker container.
 #   LLM_LOADTEST_SHARED   where shared/ is (default: ../shared beside the repo)
 #   REAL_VLLM_PORT        port for the real vLLM (default 8011)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 shared=${LLM_LOADTEST_SHARED:-$root/../shared}
 port=${REAL_VLLM_PORT:-8011}
+vllm_name=llm-loadtest-test-vllm
 cd "$root"
 
 step() { printf '\n==> %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
@@ -17,18 +18,31 @@ if [ ! -x "$shared/real-vllm/start.sh" ]; then
   exit 1
 fi
 
-step "build the tests"
-cargo test --locked --no-run
+step "system packages and the Docker Engine"
+if ! command -v promtool >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q prometheus >/dev/null
+fi
+"$shared/docker/ensure-dockerd.sh"
 
-step "start a real vLLM server on 127.0.0.1:$port"
-"$shared/real-vllm/start.sh" --port "$port" --name llm-loadtest-test-vllm
-trap '"$shared/real-vllm/stop.sh" --name llm-loadtest-test-vllm' EXIT
+step "build the tests and the binary"
+cargo test --locked --no-run
+cargo build --locked
+
+step "build the llm-loadtest:local image (simulator in a container)"
+scripts/build-sim-image.sh "$root/target/debug/llm-loadtest"
+
+step "start a real vLLM server in a container on 127.0.0.1:$port"
+"$shared/real-vllm/start.sh" --docker --port "$port" --name "$vllm_name"
+trap '"$shared/real-vllm/stop.sh" --name "$vllm_name"' EXIT
 export LLM_LOADTEST_REAL_VLLM_URL="http://127.0.0.1:$port"
 export LLM_LOADTEST_REAL_VLLM_MODEL=tiny
+export LLM_LOADTEST_REAL_VLLM_CONTAINER="$vllm_name"
 
-step "tests (unit, integration against the simulator, end-to-end against the real vLLM)"
-# --include-ignored runs the end-to-end tests that need the real server;
-# they fail (never skip) when it is missing.
+step "tests (unit, simulator, Docker Engine, real vLLM)"
+# --include-ignored runs the tests that need the real server, the Docker
+# Engine or promtool; they fail (never skip) when those are missing.
 cargo test --locked -- --include-ignored
 
 step "lint"

@@ -66,6 +66,12 @@ pub enum InspectCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A saved vLLM server log (`docker logs` output, with or without --timestamps, any vLLM version).
+    Logs {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -163,9 +169,9 @@ pub struct RunArgs {
     /// Time limit of a whole request.
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
     pub timeout: Duration,
-    /// Time limit to the first token.
-    #[arg(long, value_parser = parse_duration, default_value = "30s")]
-    pub first_token_timeout: Duration,
+    /// Time limit to the first token (default 30s, or --timeout when that is shorter).
+    #[arg(long, value_parser = parse_duration)]
+    pub first_token_timeout: Option<Duration>,
     /// Time limit to establish a connection.
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub connect_timeout: Duration,
@@ -181,9 +187,16 @@ pub struct RunArgs {
     /// Server /metrics to cross-check with (default: TARGET/metrics).
     #[arg(long, value_parser = parse_target)]
     pub metrics_url: Option<url::Url>,
-    /// Do not scrape /metrics or validate; measure the client only.
+    /// Do not scrape /metrics or read logs; measure the client only.
     #[arg(long)]
     pub skip_validation: bool,
+    /// The server's container (name or id), for log validation through the Docker Engine API.
+    /// Default: found by the target's port (published, or --port in a host-network container's command).
+    #[arg(long)]
+    pub container: Option<String>,
+    /// Do not read the server container's logs.
+    #[arg(long)]
+    pub skip_logs: bool,
     /// Relative tolerance of the count checks (0.05 = ±5%); latency checks get twice it.
     /// Default: 5% for counts, 10% for TTFT and E2E.
     #[arg(long, value_parser = parse_fraction)]

@@ -7,12 +7,18 @@
 pub mod burst;
 /// clap definitions of every subcommand and flag.
 pub mod cli;
-/// Preflight checks of a target with a Symptom / Root cause / Evidence / Solution diagnosis.
-pub mod doctor;
 /// Daemon configuration: TOML file + LLM_LOADTEST__A__B env overrides, strict, every rule checked.
 pub mod config;
+/// Docker Engine API: find the server's container, read its log window.
+pub mod docker;
+/// Preflight checks of a target with a Symptom / Root cause / Evidence / Solution diagnosis.
+pub mod doctor;
 /// Library error types, each with a bounded label.
 pub mod error;
+/// Every llm_loadtest_* metric the daemon exports, defined in one place.
+pub mod exporter;
+/// vLLM log lines (access, engine stats, errors) -> findings (pure).
+pub mod logs;
 /// Offline commands over saved files: `validate DIR`, `inspect metrics FILE`.
 pub mod offline;
 /// OpenAI-compatible request bodies and streamed chunk parsing.
@@ -21,8 +27,6 @@ pub mod openai;
 pub mod promtext;
 /// Terminal rendering of a run's summary.
 pub mod report;
-/// Every llm_loadtest_* metric the daemon exports, defined in one place.
-pub mod exporter;
 /// The `run` command end to end: burst, result JSON, artifacts.
 pub mod run;
 /// Scraping the server's /metrics; the vLLM metric catalogue.

@@ -213,6 +213,22 @@ fn inspect_command(what: &llm_loadtest::cli::InspectCommand) -> ExitCode {
                 ExitCode::SUCCESS
             }
         },
+        InspectCommand::Logs { file, json } => match std::fs::read(file) {
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", file.display());
+                ExitCode::from(1)
+            }
+            Ok(bytes) => {
+                let findings = llm_loadtest::logs::analyze_text(&String::from_utf8_lossy(&bytes));
+                let v = findings.summary_json();
+                if *json {
+                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                } else {
+                    print!("{}", llm_loadtest::offline::render_inspect_logs(&findings));
+                }
+                ExitCode::SUCCESS
+            }
+        },
     }
 }
 

@@ -8,13 +8,16 @@ use serde_json::{Value, json};
 
 use crate::burst::RequestRecord;
 use crate::error::RunError;
+use crate::openai::Endpoint;
 use crate::promtext::{self, Exposition, LabelFilter};
-use crate::run::{SNAPSHOT_AFTER, SNAPSHOT_BEFORE, SNAPSHOT_IDLE_START, client_figures};
+use crate::run::{
+    LOGS_WINDOW, SNAPSHOT_AFTER, SNAPSHOT_BEFORE, SNAPSHOT_IDLE_START, client_figures, client_log_figures,
+};
 use crate::server::GaugePeaks;
 use crate::server::catalogue;
 use crate::server::evaluate::{PrometheusInputs, evaluate};
 use crate::stats::{self, Slo};
-use crate::validate::{Tolerances, Validation};
+use crate::validate::{ContainerInfo, DockerLogsValidation, Tolerances, Validation, docker_logs_validation};
 
 fn read(path: &Path) -> Result<String, RunError> {
     std::fs::read_to_string(path).map_err(|e| RunError::BadInput(format!("cannot read {}: {e}", path.display())))
@@ -72,7 +75,49 @@ pub fn validate_dir(dir: &Path, tolerance_override: Option<f64>) -> Result<Valid
         peaks,
     };
     let (section, info) = evaluate(&inputs, &figures, &tolerances);
-    Ok(Validation::new(section, info, tolerances))
+    let docker_logs = logs_from_dir(dir, &result, &client, &records, &tolerances);
+    Ok(Validation::new(section, docker_logs, info, tolerances))
+}
+
+/// Re-check the saved container-log window, when the run read one.
+fn logs_from_dir(
+    dir: &Path,
+    result: &Value,
+    client: &stats::ClientStats,
+    records: &[RequestRecord],
+    tol: &Tolerances,
+) -> Option<DockerLogsValidation> {
+    let saved = result["validation"].get("docker_logs")?;
+    let container: Option<ContainerInfo> = serde_json::from_value(saved["container"].clone()).ok();
+    let Some(container) = container else {
+        // The live run skipped the logs (no engine, no container): keep its reason.
+        return serde_json::from_value(saved.clone()).ok();
+    };
+    let path = dir.join(LOGS_WINDOW);
+    let text = match std::fs::read(&path) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) => {
+            return Some(DockerLogsValidation::skipped(
+                format!("{} not readable: {e}", path.display()),
+                Some(container),
+            ));
+        }
+    };
+    let findings = crate::logs::analyze_text(&text);
+    let ts = |k: &str| result[k].as_str().and_then(|s| s.parse::<jiff::Timestamp>().ok());
+    let endpoint: Endpoint = serde_json::from_value(result["plan"]["endpoint"].clone()).unwrap_or(Endpoint::Chat);
+    let (Some(start), Some(end)) = (ts("started_at"), ts("ended_at")) else {
+        return Some(DockerLogsValidation::skipped("result.json has no started_at/ended_at", Some(container)));
+    };
+    let figures = client_log_figures(endpoint, client, records, (start, end));
+    // A restart seen live is not visible in the saved lines: keep that verdict.
+    let restart = saved["status"]
+        .as_str()
+        .filter(|s| *s == "SKIP")
+        .and(saved["reason"].as_str())
+        .filter(|r| r.contains("restarted"))
+        .map(str::to_owned);
+    Some(docker_logs_validation(&figures, &findings, container, restart, tol))
 }
 
 /// What `inspect metrics` reports: the fixed keys plus a family list.
@@ -137,6 +182,40 @@ pub fn render_inspect_metrics(v: &Value) -> String {
             f["samples"],
             f["name"].as_str().unwrap_or("")
         ));
+    }
+    s
+}
+
+/// The text form of `inspect logs`.
+pub fn render_inspect_logs(f: &crate::logs::LogFindings) -> String {
+    let mut s = format!("{} lines ({} not access, stats, error or warning lines)\n", f.lines, f.unparsed_lines);
+    s.push_str(&format!("access lines: {}\n", f.access.total));
+    for (endpoint, statuses) in &f.access.by_endpoint {
+        let st: Vec<String> = statuses.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        s.push_str(&format!("  {endpoint:<40} {}\n", st.join(", ")));
+    }
+    let e = &f.engine_stats_summary;
+    let opt = |v: Option<f64>| v.map_or_else(|| "-".into(), |x| format!("{x:.1}"));
+    s.push_str(&format!(
+        "engine stats lines: {} (engines {}), mean generation {} tok/s, mean prompt {} tok/s, peak running {}, peak waiting {}, peak KV cache {}%, last prefix cache hit rate {}%\n",
+        e.lines,
+        e.engines.map_or_else(|| "-".into(), |n| n.to_string()),
+        opt(e.mean_generation_throughput),
+        opt(e.mean_prompt_throughput),
+        e.peak_running.map_or_else(|| "-".into(), |n| n.to_string()),
+        e.peak_waiting.map_or_else(|| "-".into(), |n| n.to_string()),
+        opt(e.peak_kv_cache_usage_pct),
+        opt(e.last_prefix_cache_hit_rate_pct),
+    ));
+    s.push_str(&format!(
+        "errors: {} lines in {} events; warnings: {} lines\n",
+        f.error_lines, f.error_events, f.warning_lines
+    ));
+    for m in &f.first_errors {
+        s.push_str(&format!("  ERROR {m}\n"));
+    }
+    for m in &f.first_warnings {
+        s.push_str(&format!("  WARNING {m}\n"));
     }
     s
 }

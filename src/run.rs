@@ -7,7 +7,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::burst::{
-    self, LoadSpec, Outcome, RecordObserver, RequestRecord, RequestTarget, ServerObservation, ServerWatch, Timeouts,
+    self, DockerWatch, LoadSpec, LogObservation, Outcome, RecordObserver, RequestRecord, RequestTarget,
+    ServerObservation, ServerWatch, Timeouts,
 };
 use crate::cli::RunArgs;
 use crate::error::RunError;
@@ -16,13 +17,17 @@ use crate::promtext::LabelFilter;
 use crate::server::evaluate::{PrometheusInputs, evaluate};
 use crate::server::{GaugePeaks, MetricsClient};
 use crate::stats::{self, ClientStats, Slo};
-use crate::validate::{ClientFigures, Tolerances, Validation};
+use crate::validate::{
+    ClientFigures, ClientLogFigures, ContainerInfo, DockerLogsValidation, Tolerances, Validation,
+    docker_logs_validation,
+};
 use crate::workload::{ArrivalPlan, PromptSource, StopCondition};
 
 /// Bumped whenever a key of the result JSON changes meaning.
 pub const RESULT_SCHEMA_VERSION: u32 = 1;
 const DEFAULT_REQUESTS: u64 = 100;
 const DEFAULT_CONCURRENCY: u32 = 8;
+const DEFAULT_FIRST_TOKEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What was asked for, recorded beside what happened.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -80,6 +85,8 @@ pub struct RunResult {
     /// Client vs server verdicts; absent with --skip-validation.
     pub validation: Option<Validation>,
     pub server: Option<ServerSummary>,
+    /// The container-log window that was read.
+    pub logs: Option<LogsSummary>,
     /// Wall time of each phase of the burst, seconds.
     pub phases: std::collections::BTreeMap<&'static str, f64>,
     /// Problems worth a user's attention (bad dataset lines, approximate token counts, ...).
@@ -92,6 +99,45 @@ pub struct RunResult {
     /// The raw /metrics snapshots, for artifacts: (file name, text).
     #[serde(skip)]
     pub snapshots: Vec<(&'static str, String)>,
+}
+
+/// Which log window was read (for offline re-validation).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct LogsSummary {
+    pub container: String,
+    pub from: jiff::Timestamp,
+    pub to: jiff::Timestamp,
+    /// Lines in the window (None when reading failed).
+    pub lines: Option<u64>,
+    /// Lines saved in the artifact (bounded).
+    pub kept_lines: u64,
+}
+
+/// The client's figures for the log checks.
+pub fn client_log_figures(
+    endpoint: Endpoint,
+    stats: &ClientStats,
+    records: &[RequestRecord],
+    load: (jiff::Timestamp, jiff::Timestamp),
+) -> ClientLogFigures {
+    ClientLogFigures {
+        endpoint: format!("POST {}", endpoint.path()),
+        // Warm-up requests are in the log window too.
+        http_200: records.iter().filter(|r| r.http_status == Some(200)).count() as u64,
+        output_tokens_per_s: stats.output_throughput,
+        load_start: Some(load.0),
+        load_end: Some(load.1),
+    }
+}
+
+/// The Docker-log section of a live burst.
+pub fn logs_validation(obs: &LogObservation, client: &ClientLogFigures, tol: &Tolerances) -> DockerLogsValidation {
+    let c = &obs.container;
+    let info = ContainerInfo { id: c.id.clone(), name: c.name.clone(), image: c.image.clone(), rule: c.rule.clone() };
+    match &obs.findings {
+        Err(e) => DockerLogsValidation::skipped(e.clone(), Some(info)),
+        Ok((findings, _)) => docker_logs_validation(client, findings, info, obs.restarted.clone(), tol),
+    }
 }
 
 impl RunResult {
@@ -117,8 +163,29 @@ pub struct Prepared {
     pub model: String,
     pub slo: Slo,
     pub watch: Option<ServerWatch>,
+    /// Where to look for the server's container; None with --skip-logs / --skip-validation.
+    pub logs: Option<LogsSpec>,
     pub tolerances: Tolerances,
 }
+
+/// How to find the server's container.
+#[derive(Debug, Clone)]
+pub struct LogsSpec {
+    pub explicit: Option<String>,
+    pub target_port: u16,
+}
+
+/// Connect to the Docker Engine and find the container, or say why not.
+pub async fn resolve_container(spec: &LogsSpec) -> Result<DockerWatch, String> {
+    let client = crate::docker::DockerClient::connect().await.map_err(|e| e.to_string())?;
+    let container =
+        client.find_container(spec.explicit.as_deref(), spec.target_port).await.map_err(|e| e.to_string())?;
+    Ok(DockerWatch { client, container, keep_lines: burst::KEEP_LOG_LINES })
+}
+
+/// Artifact file names of the container logs.
+pub const LOGS_WINDOW: &str = "container_logs.txt";
+pub const LOGS_TAIL_BEFORE: &str = "container_tail_before.txt";
 
 /// Artifact file names of the raw snapshots.
 pub const SNAPSHOT_IDLE_START: &str = "metrics_idle_start.txt";
@@ -206,10 +273,11 @@ pub fn prepare(args: &RunArgs, base_url: &url::Url, model: &str, run_id: &str) -
     if args.max_tokens == 0 {
         return Err(RunError::BadInput("--max-tokens must be at least 1".into()));
     }
-    if args.first_token_timeout > args.timeout {
+    let first_token_timeout = args.first_token_timeout.unwrap_or(DEFAULT_FIRST_TOKEN_TIMEOUT.min(args.timeout));
+    if first_token_timeout > args.timeout {
         return Err(RunError::BadInput(format!(
             "--first-token-timeout ({}) is longer than --timeout ({})",
-            humantime::format_duration(args.first_token_timeout),
+            humantime::format_duration(first_token_timeout),
             humantime::format_duration(args.timeout)
         )));
     }
@@ -234,7 +302,7 @@ pub fn prepare(args: &RunArgs, base_url: &url::Url, model: &str, run_id: &str) -
         }),
     };
     let timeouts =
-        Timeouts { connect: args.connect_timeout, first_token: args.first_token_timeout, request: args.timeout };
+        Timeouts { connect: args.connect_timeout, first_token: first_token_timeout, request: args.timeout };
     let pool = arrival.max_in_flight().unwrap_or(256) as usize;
     let client = http_client(args.connect_timeout, pool)?;
     let stream = !args.no_stream;
@@ -270,7 +338,11 @@ pub fn prepare(args: &RunArgs, base_url: &url::Url, model: &str, run_id: &str) -
         stop,
         warmup: args.warmup,
     };
-    Ok(Prepared { spec, prompts: Arc::new(prompts), plan, model: model.to_owned(), slo, watch, tolerances })
+    let logs = (!args.skip_validation && !args.skip_logs).then(|| LogsSpec {
+        explicit: args.container.clone(),
+        target_port: base_url.port_or_known_default().unwrap_or(80),
+    });
+    Ok(Prepared { spec, prompts: Arc::new(prompts), plan, model: model.to_owned(), slo, watch, logs, tolerances })
 }
 
 /// A short, sortable, unique-enough id: UTC time plus random bits.
@@ -287,23 +359,54 @@ pub async fn run_prepared(
     cancel: CancellationToken,
     observer: Option<RecordObserver>,
 ) -> RunResult {
-    let Prepared { spec, prompts, plan, model, slo, watch, tolerances } = p;
+    let Prepared { spec, prompts, plan, model, slo, watch, logs: logs_spec, tolerances } = p;
     let mut notes = Vec::new();
     let skipped = prompts.skipped_lines();
     if !skipped.is_empty() {
         notes.push(format!("{} dataset line(s) skipped; first: {:?}", skipped.len(), skipped[0]));
     }
-    let burst = burst::run(spec, prompts, watch, cancel, observer).await;
+    let endpoint = plan.endpoint;
+    let (docker, docker_error) = match &logs_spec {
+        None => (None, None),
+        Some(s) => match resolve_container(s).await {
+            Ok(w) => (Some(w), None),
+            Err(e) => (None, Some(e)),
+        },
+    };
+    let burst = burst::run(spec, prompts, watch, docker, cancel, observer).await;
     let out = burst.load;
     let client = stats::compute(&out.records, out.duration_s, &out.receive_lag, &slo);
-    let (validation, server, snapshots) = match &burst.server {
+    let log_figures = client_log_figures(endpoint, &client, &out.records, (out.started_unix, out.ended_unix));
+    let docker_logs = match (&logs_spec, docker_error, &burst.logs) {
+        (None, _, _) => None,
+        (Some(_), Some(e), _) => Some(DockerLogsValidation::skipped(format!("container logs: {e}"), None)),
+        (Some(_), None, Some(obs)) => Some(logs_validation(obs, &log_figures, &tolerances)),
+        (Some(_), None, None) => None,
+    };
+    let logs = burst.logs.as_ref().map(|o| LogsSummary {
+        container: o.container.name.clone(),
+        from: o.from,
+        to: o.to,
+        lines: o.findings.as_ref().map(|(_, w)| w.delivered).ok(),
+        kept_lines: o.raw.len() as u64,
+    });
+    let (validation, server, mut snapshots) = match &burst.server {
         None => (None, None, Vec::new()),
         Some(obs) => {
             let figures = client_figures(&client, &out.records);
-            let (v, summary, snaps) = validate_observation(obs, &model, &figures, &tolerances);
-            (Some(v), Some(summary), snaps)
+            let (section, info, summary, snaps) = validate_observation(obs, &model, &figures, &tolerances);
+            (Some(Validation::new(section, docker_logs, info, tolerances.clone())), Some(summary), snaps)
         }
     };
+    if let Some(o) = &burst.logs {
+        let mut window = o.raw.join("\n");
+        window.push('\n');
+        snapshots.push((LOGS_WINDOW, window));
+        if let Ok(tail) = &o.tail_before {
+            let text: String = tail.iter().map(|l| burst::raw_line(l) + "\n").collect();
+            snapshots.push((LOGS_TAIL_BEFORE, text));
+        }
+    }
     if !client.tokens_from_usage && client.completed > 0 {
         notes.push("the server sent no `usage`: token counts are chunk counts (approximate)".into());
     }
@@ -328,6 +431,7 @@ pub async fn run_prepared(
         client,
         validation,
         server,
+        logs,
         phases: burst.phases,
         notes,
         records: out.records,
@@ -342,7 +446,7 @@ fn validate_observation(
     model: &str,
     client: &ClientFigures,
     tolerances: &Tolerances,
-) -> (Validation, ServerSummary, Vec<(&'static str, String)>) {
+) -> (crate::validate::Section, crate::validate::ServerInfo, ServerSummary, Vec<(&'static str, String)>) {
     fn err(
         r: &Result<crate::server::Scrape, crate::server::ScrapeError>,
     ) -> Result<&crate::promtext::Exposition, String> {
@@ -381,7 +485,7 @@ fn validate_observation(
             snaps.push((name, s.text.clone()));
         }
     }
-    (Validation::new(section, info, tolerances.clone()), summary, snaps)
+    (section, info, summary, snaps)
 }
 
 /// Write `bytes` to `path` atomically (temp file + rename).

@@ -151,3 +151,36 @@ fn doctor_finds_a_healthy_real_server() {
     assert!(v["observations"]["vllm_families"].as_u64().unwrap() > 20);
     assert!(v["observations"]["stream"]["usage"]["completion_tokens"].as_u64().unwrap() > 0);
 }
+
+#[test]
+#[ignore = "needs a real vLLM in a container: run scripts/test.sh"]
+fn docker_log_validation_on_the_real_server() {
+    let _one_at_a_time = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let (url, model) = real_vllm();
+    let container = std::env::var("LLM_LOADTEST_REAL_VLLM_CONTAINER")
+        .expect("LLM_LOADTEST_REAL_VLLM_CONTAINER is not set: start the real vLLM with start.sh --docker (scripts/test.sh does)");
+    // 12 s: longer than vLLM's 10 s stats interval, so engine-stats lines fall in the window.
+    let (v, stdout) = run_json(&[
+        "--target",
+        &url,
+        "--model",
+        &model,
+        "--duration",
+        "12s",
+        "--concurrency",
+        "2",
+        "--max-tokens",
+        "32",
+        "--ignore-eos",
+        "--container",
+        &container,
+    ]);
+    let d = &v["validation"]["docker_logs"];
+    assert_eq!(d["container"]["name"], container.as_str(), "{d:#}");
+    let http = d["comparisons"].as_array().unwrap().iter().find(|c| c["check"] == "http_200_count").unwrap();
+    assert_eq!(http["status"], "PASS", "{d:#}\n{stdout}");
+    assert_eq!(http["client"], http["server"], "exact: {http}");
+    assert!(d["engine_stats"]["lines"].as_u64().unwrap() >= 1, "engine-stats section filled: {d:#}");
+    assert!(d["engine_stats"]["peak_running"].as_u64().unwrap() >= 1, "{d:#}");
+    assert!(stdout.contains("Docker Log Validation"), "{stdout}");
+}

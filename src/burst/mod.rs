@@ -24,6 +24,8 @@ pub use lag::ReceiveLag;
 pub use record::{Outcome, RequestRecord};
 pub use worker::{RequestTarget, Timeouts};
 
+use crate::docker::{ContainerState, DockerClient, FoundContainer, TimedLine, WindowStats};
+use crate::logs::{LogAnalyzer, LogFindings, LogLine};
 use crate::openai::{Endpoint, RequestOptions, build_body};
 use crate::promtext::LabelFilter;
 use crate::server::{GaugePeaks, MetricsClient, Scrape, ScrapeError, scrape};
@@ -115,10 +117,87 @@ pub struct ServerObservation {
     pub peaks: GaugePeaks,
 }
 
+/// Where the server's container logs come from.
+pub struct DockerWatch {
+    pub client: DockerClient,
+    pub container: FoundContainer,
+    /// Raw window lines kept for artifacts (the analysis sees every line).
+    pub keep_lines: usize,
+}
+
+/// Lines kept from the window for artifacts by default.
+pub const KEEP_LOG_LINES: usize = 200_000;
+/// The PRD's "docker logs --tail 100" before the burst.
+pub const TAIL_BEFORE: usize = 100;
+
+/// What the container's logs showed for the burst window.
+#[derive(Debug)]
+pub struct LogObservation {
+    pub container: FoundContainer,
+    pub from: jiff::Timestamp,
+    pub to: jiff::Timestamp,
+    pub tail_before: Result<Vec<TimedLine>, String>,
+    /// Findings of the window, or why there are none.
+    pub findings: Result<(LogFindings, WindowStats), String>,
+    /// Raw lines of the window (`<RFC3339Nano> <text>`), at most `keep_lines`.
+    pub raw: Vec<String>,
+    /// Set when the container restarted or stopped during the burst.
+    pub restarted: Option<String>,
+}
+
+/// One line as `docker logs --timestamps` prints it.
+pub fn raw_line(l: &TimedLine) -> String {
+    match l.ts {
+        Some(ts) => format!("{} {}", ts, l.text),
+        None => l.text.clone(),
+    }
+}
+
+async fn container_state(w: &DockerWatch) -> Result<ContainerState, String> {
+    w.client.state(&w.container.id).await.map_err(|e| e.to_string())
+}
+
+/// Fetch and analyse the window [from, to]; the container state before is checked for a restart.
+async fn observe_logs(
+    w: DockerWatch,
+    from: jiff::Timestamp,
+    state_before: Result<ContainerState, String>,
+    tail_before: Result<Vec<TimedLine>, String>,
+) -> LogObservation {
+    let to = jiff::Timestamp::now();
+    let state_after = container_state(&w).await;
+    let restarted = match (&state_before, &state_after) {
+        (Ok(b), Ok(a)) if a.restarted_since(b) => Some(format!(
+            "container {} restarted or stopped during the burst (started {:?} -> {:?}, restarts {} -> {}, running: {}): its logs cover more than one server process",
+            w.container.name, b.started_at, a.started_at, b.restart_count, a.restart_count, a.running
+        )),
+        (Err(e), _) | (_, Err(e)) => Some(format!("cannot inspect container {}: {e}", w.container.name)),
+        _ => None,
+    };
+    let mut analyzer = LogAnalyzer::new();
+    let mut raw = Vec::new();
+    let keep = w.keep_lines;
+    let result = {
+        let mut sink = |l: TimedLine| {
+            if raw.len() < keep {
+                raw.push(raw_line(&l));
+            }
+            analyzer.feed(&LogLine { ts: l.ts, text: l.text });
+        };
+        w.client.window(&w.container.id, from, to, &mut sink).await
+    };
+    let findings = match result {
+        Ok(stats) => Ok((analyzer.finish(), stats)),
+        Err(e) => Err(format!("reading the logs of container {} failed: {e}", w.container.name)),
+    };
+    LogObservation { container: w.container, from, to, tail_before, findings, raw, restarted }
+}
+
 /// Everything a burst produced.
 pub struct BurstOutcome {
     pub load: LoadOutput,
     pub server: Option<ServerObservation>,
+    pub logs: Option<LogObservation>,
     /// Wall time of each phase, seconds.
     pub phases: BTreeMap<&'static str, f64>,
 }
@@ -128,15 +207,23 @@ pub async fn run(
     spec: LoadSpec,
     prompts: Arc<PromptSource>,
     watch: Option<ServerWatch>,
+    docker: Option<DockerWatch>,
     cancel: CancellationToken,
     observer: Option<RecordObserver>,
 ) -> BurstOutcome {
     let mut phases = BTreeMap::new();
     let Some(w) = watch else {
         let t = Instant::now();
+        let (from, state, tail) = logs_start(&docker).await;
         let load = run_load(spec, prompts, cancel, observer).await;
         phases.insert("load", t.elapsed().as_secs_f64());
-        return BurstOutcome { load, server: None, phases };
+        let t = Instant::now();
+        let logs = match docker {
+            Some(d) => Some(observe_logs(d, from, state, tail).await),
+            None => None,
+        };
+        phases.insert("logs", t.elapsed().as_secs_f64());
+        return BurstOutcome { load, server: None, logs, phases };
     };
 
     let t = Instant::now();
@@ -159,6 +246,11 @@ pub async fn run(
     phases.insert("idle_window", idle_window_s);
     phases.insert("metrics_before", t.elapsed().as_secs_f64());
 
+    let t = Instant::now();
+    let (logs_from, state_before, tail_before) = logs_start(&docker).await;
+    if docker.is_some() {
+        phases.insert("logs_before", t.elapsed().as_secs_f64());
+    }
     let stop_sampler = CancellationToken::new();
     let sampler = before.is_ok().then(|| {
         tokio::spawn(scrape::sample_gauges(w.metrics.clone(), w.filter.clone(), w.sample_every, stop_sampler.clone()))
@@ -207,7 +299,31 @@ pub async fn run(
         settle_polls,
         peaks,
     };
-    BurstOutcome { load, server: Some(server), phases }
+    let logs = match docker {
+        Some(d) => {
+            let t = Instant::now();
+            let obs = observe_logs(d, logs_from, state_before, tail_before).await;
+            phases.insert("logs", t.elapsed().as_secs_f64());
+            Some(obs)
+        }
+        None => None,
+    };
+    BurstOutcome { load, server: Some(server), logs, phases }
+}
+
+/// Before the load: the window's start, the container state, the last lines.
+async fn logs_start(
+    docker: &Option<DockerWatch>,
+) -> (jiff::Timestamp, Result<ContainerState, String>, Result<Vec<TimedLine>, String>) {
+    let from = jiff::Timestamp::now();
+    match docker {
+        None => (from, Err("no container".into()), Ok(Vec::new())),
+        Some(d) => {
+            let state = container_state(d).await;
+            let tail = d.client.tail(&d.container.id, TAIL_BEFORE).await.map_err(|e| e.to_string());
+            (from, state, tail)
+        }
+    }
 }
 
 /// Run the load phase: optional warm-up, then the measured requests.

@@ -817,8 +817,10 @@ fn default_workload_flags_are_the_cli_defaults() {
     assert_eq!((args.warmup, args.max_tokens, args.ignore_eos), (0, 128, false));
     assert_eq!(
         (args.timeout, args.first_token_timeout, args.connect_timeout),
-        (cli_defaults.timeout, cli_defaults.first_token_timeout, cli_defaults.connect_timeout)
+        // The CLI leaves the first-token timeout unset (30 s, or --timeout when shorter); the config writes 30 s.
+        (cli_defaults.timeout, Some(std::time::Duration::from_secs(30)), cli_defaults.connect_timeout)
     );
+    assert_eq!(cli_defaults.first_token_timeout, None);
     assert_eq!((args.idle_window, args.settle_timeout), (cli_defaults.idle_window, cli_defaults.settle_timeout));
     assert_eq!(args.prompts.seed, cli_defaults.prompts.seed);
     assert_eq!(args.prompts.dataset_format, cli_defaults.prompts.dataset_format);
@@ -852,7 +854,7 @@ fn every_workload_key_reaches_the_run_flags() {
     assert_eq!(a.prompts.dataset_format, DatasetFormat::Jsonl);
     assert_eq!(
         (a.timeout, a.first_token_timeout, a.connect_timeout),
-        (Duration::from_secs(20), Duration::from_millis(1500), Duration::from_secs(2))
+        (Duration::from_secs(20), Some(Duration::from_millis(1500)), Duration::from_secs(2))
     );
     assert_eq!(crate::stats::Slo::parse(&a.goodput).unwrap(), w.goodput);
     assert_eq!((a.idle_window, a.settle_timeout), (Duration::ZERO, Duration::from_secs(1)));

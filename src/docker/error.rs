@@ -70,8 +70,9 @@ pub(crate) fn classify(err: &BollardError, endpoint: &str, what: &str) -> Docker
                 _ => DockerError::Api(format!("{what}: HTTP {status_code}: {message}")),
             }
         }
-        BollardError::RequestTimeoutError => {
-            DockerError::NoEngine(format!("{endpoint} did not answer {what} in time"))
+        BollardError::RequestTimeoutError => DockerError::NoEngine(format!("{endpoint} did not answer {what} in time")),
+        BollardError::SocketNotFoundError(path) => {
+            DockerError::NoEngine(format!("no socket at {path} (is dockerd running? set DOCKER_HOST to its address)"))
         }
         BollardError::UnsupportedURISchemeError { uri } => DockerError::NoEngine(format!(
             "DOCKER_HOST={uri} is not supported: use unix:///path/to/docker.sock or tcp://host:port"
@@ -81,7 +82,7 @@ pub(crate) fn classify(err: &BollardError, endpoint: &str, what: &str) -> Docker
                 "no socket at {endpoint} (is dockerd running? set DOCKER_HOST to its address)"
             )),
             Some(io::ErrorKind::PermissionDenied) => DockerError::Permission(format!(
-                "permission denied on {endpoint}: run as a member of the `docker` group, or point DOCKER_HOST at a read-only socket proxy"
+                "permission denied on {endpoint}: run as a member of the `docker` group, or point DOCKER_HOST at a GET-only socket proxy"
             )),
             Some(io::ErrorKind::ConnectionRefused) => {
                 DockerError::NoEngine(format!("connection refused at {endpoint} (is dockerd running?)"))
@@ -149,11 +150,16 @@ mod tests {
     fn io_errors_map_to_engine_and_permission() {
         let io = |kind| BollardError::IOError { err: io::Error::from(kind) };
         assert_eq!(classify(&io(io::ErrorKind::NotFound), "unix:///s", "GET /version").as_label(), "no_engine");
-        assert_eq!(classify(&io(io::ErrorKind::PermissionDenied), "unix:///s", "GET /version").as_label(), "permission");
+        assert_eq!(
+            classify(&io(io::ErrorKind::PermissionDenied), "unix:///s", "GET /version").as_label(),
+            "permission"
+        );
         assert_eq!(
             classify(&io(io::ErrorKind::ConnectionRefused), "unix:///s", "GET /version").as_label(),
             "no_engine"
         );
         assert_eq!(classify(&BollardError::RequestTimeoutError, "unix:///s", "GET /version").as_label(), "no_engine");
+        let e = classify(&BollardError::SocketNotFoundError("/x.sock".into()), "unix:///x.sock", "connect");
+        assert_eq!(e.as_label(), "no_engine");
     }
 }

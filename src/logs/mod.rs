@@ -22,7 +22,10 @@ mod throughput;
 
 use serde::{Deserialize, Serialize};
 
-pub use analyzer::{AccessCounts, EngineStatsSummary, LogAnalyzer, LogFindings, LogLimits, TimedEngineStats, analyze_text};
+pub use analyzer::{
+    AccessCounts, EngineStatsSummary, LogAnalyzer, LogFindings, LogLimits, OTHER_ENDPOINTS, TimedEngineStats,
+    analyze_text,
+};
 pub use parse::{parse_line, split_docker_timestamp};
 pub use throughput::{WindowThroughput, generation_throughput_over};
 
@@ -101,6 +104,23 @@ pub struct EngineStats {
     pub prefix_cache_hit_rate_pct: Option<f64>,
     /// `Preemptions: N` (0.11.1+, printed only when > 0 in the interval).
     pub preemptions: Option<u64>,
+}
+
+/// One chain of consecutive stats intervals: an engine, or the aggregated line of all engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Series {
+    Engine(Option<u32>),
+    Aggregated,
+}
+
+impl EngineStats {
+    /// Which chain of intervals this line closes.
+    fn series(&self) -> Series {
+        match self.engines_aggregated {
+            Some(_) => Series::Aggregated,
+            None => Series::Engine(self.engine),
+        }
+    }
 }
 
 /// Levels worth reporting. INFO and DEBUG records are [`Parsed::Other`] unless they are

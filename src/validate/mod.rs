@@ -5,10 +5,12 @@
 //! A check is PASS within tolerance, WARN outside it, SKIP when a side is
 //! missing (with the reason). A run never fails because of a verdict.
 
+mod logs;
 mod table;
 
 use serde::{Deserialize, Serialize};
 
+pub use logs::{ClientLogFigures, ContainerInfo, DockerLogsValidation, docker_logs_validation};
 pub use table::render_table;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -56,6 +58,10 @@ pub struct Tolerances {
     pub generation_tokens: f64,
     pub ttft_mean: f64,
     pub e2e_latency_mean: f64,
+    /// Client HTTP 200 responses vs the server's access-log 200 lines.
+    pub http_200_count: f64,
+    /// Client output-token throughput vs the engine-stats log lines.
+    pub generation_throughput: f64,
     /// A latency difference below this many ms always passes (1 ms on a 5 ms TTFT is not drift).
     pub latency_floor_ms: f64,
 }
@@ -68,6 +74,8 @@ impl Default for Tolerances {
             generation_tokens: 0.05,
             ttft_mean: 0.10,
             e2e_latency_mean: 0.10,
+            http_200_count: 0.05,
+            generation_throughput: 0.10,
             latency_floor_ms: 5.0,
         }
     }
@@ -82,6 +90,8 @@ impl Tolerances {
             generation_tokens: t,
             ttft_mean: 2.0 * t,
             e2e_latency_mean: 2.0 * t,
+            http_200_count: t,
+            generation_throughput: 2.0 * t,
             ..Tolerances::default()
         }
     }
@@ -93,6 +103,8 @@ impl Tolerances {
             ("generation_tokens", self.generation_tokens),
             ("ttft_mean", self.ttft_mean),
             ("e2e_latency_mean", self.e2e_latency_mean),
+            ("http_200_count", self.http_200_count),
+            ("generation_throughput", self.generation_throughput),
         ] {
             if !(v.is_finite() && (0.0..=10.0).contains(&v)) {
                 return Err(format!("tolerance {name} must be a fraction between 0 and 10 (0.05 = 5%), got {v}"));
@@ -346,13 +358,22 @@ pub struct ServerInfo {
 pub struct Validation {
     pub overall: Status,
     pub prometheus: Section,
+    /// Absent when log validation was not asked for (`--skip-logs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_logs: Option<DockerLogsValidation>,
     pub server_info: ServerInfo,
     pub tolerances: Tolerances,
 }
 
 impl Validation {
-    pub fn new(prometheus: Section, server_info: ServerInfo, tolerances: Tolerances) -> Validation {
-        let overall = summarize([prometheus.status]);
-        Validation { overall, prometheus, server_info, tolerances }
+    pub fn new(
+        prometheus: Section,
+        docker_logs: Option<DockerLogsValidation>,
+        server_info: ServerInfo,
+        tolerances: Tolerances,
+    ) -> Validation {
+        let logs_status = docker_logs.as_ref().map(|d| d.section.status);
+        let overall = summarize(std::iter::once(prometheus.status).chain(logs_status));
+        Validation { overall, prometheus, docker_logs, server_info, tolerances }
     }
 }

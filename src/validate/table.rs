@@ -14,6 +14,9 @@ fn label(check: &str) -> &str {
         "generation_tokens" => "Generation Tokens",
         "ttft_mean_ms" => "Avg TTFT (ms)",
         "e2e_latency_mean_ms" => "Avg E2E Latency (ms)",
+        "http_200_count" => "HTTP 200 Count",
+        "generation_throughput" => "Gen Throughput (tok/s)",
+        "server_errors" => "ERROR Events",
         other => other,
     }
 }
@@ -78,6 +81,15 @@ pub fn render_table(v: &Validation) -> String {
     out.push_str(&"═".repeat(WIDTH));
     out.push('\n');
     section(&mut out, "Prometheus Metrics", &v.prometheus);
+    if let Some(d) = &v.docker_logs {
+        out.push_str(&"─".repeat(WIDTH));
+        out.push('\n');
+        let title = match &d.container {
+            Some(c) if !c.name.is_empty() => format!("Docker Log Validation (container {}, {})", c.name, c.rule),
+            _ => "Docker Log Validation".to_owned(),
+        };
+        section(&mut out, &title, &d.section);
+    }
     let i = &v.server_info;
     let mut info = Vec::new();
     let mut add = |name: &str, value: Option<f64>, unit: &str| {
@@ -94,6 +106,13 @@ pub fn render_table(v: &Validation) -> String {
     add("Server TTFT p99 (from buckets)", i.ttft_p99_ms, " ms");
     add("Preemptions", i.preemptions, "");
     add("Background request rate", i.background_request_rate, " req/s");
+    if let Some(d) = &v.docker_logs
+        && let Some(es) = &d.engine_stats
+    {
+        add("Peak KV cache usage (logs)", es["peak_kv_cache_usage_pct"].as_f64(), "%");
+        add("Prefix cache hit rate (logs)", es["last_prefix_cache_hit_rate_pct"].as_f64(), "%");
+        add("Log warnings", Some(d.warnings as f64), "");
+    }
     if !info.is_empty() || i.version_hint.is_some() {
         out.push_str(&"─".repeat(WIDTH));
         out.push_str("\nAdditional Info\n");
@@ -134,6 +153,7 @@ mod tests {
         ];
         let v = Validation::new(
             Section::from_comparisons(cs, None),
+            None,
             ServerInfo { peak_kv_cache_usage_pct: Some(12.5), ..Default::default() },
             Tolerances::default(),
         );

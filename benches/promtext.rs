@@ -1,5 +1,4 @@
-//! Parser timings, not run by default:
-//! `cargo test --release --test promtext_bench -- --ignored --nocapture`
+//! Parser timings: `cargo bench --bench promtext`.
 //! Prints figures; asserts only that parsing produced the expected families.
 
 use std::fmt::Write as _;
@@ -8,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use llm_loadtest::promtext::{LabelFilter, parse};
 
-const VLLM: &str = include_str!("golden/vllm-0.32-metrics.txt");
+const VLLM: &str = include_str!("../tests/golden/vllm-0.32-metrics.txt");
 
 /// A vLLM-shaped exposition of at least `bytes` bytes and the number of families in it.
 fn generated(bytes: usize) -> (String, usize) {
@@ -65,8 +64,6 @@ fn stats(mut runs: Vec<Duration>) -> (Duration, Duration) {
     (runs[0], runs[runs.len() / 2])
 }
 
-#[test]
-#[ignore = "benchmark: run with --release --ignored --nocapture"]
 fn bench_parse() {
     // The real vLLM scrape, 1000 times.
     let (families, total, cpu) = timed(|| {
@@ -125,4 +122,8 @@ fn bench_parse() {
     }
     println!("histogram() over all {} histogram families: {:?}", expected / 2, start.elapsed());
     assert!(count > 0.0);
+}
+
+fn main() {
+    bench_parse();
 }

@@ -1,0 +1,268 @@
+//! The Docker-log checks (PRD FR-6): client requests vs HTTP 200 access
+//! lines, client throughput vs the engine-stats lines, ERROR events. Pure.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::{Comparison, Section, Status, Tolerances, compare};
+use crate::logs::{LogFindings, generation_throughput_over};
+
+/// vLLM's default stats-log interval (`VLLM_LOG_STATS_INTERVAL`).
+pub const STATS_INTERVAL: Duration = Duration::from_secs(10);
+/// Least share of the burst the stats lines must cover for a throughput verdict.
+pub const MIN_STATS_COVERAGE: f64 = 0.6;
+
+/// What the client saw, in the units of the log checks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientLogFigures {
+    /// `"POST /v1/chat/completions"`: the access-log endpoint of the burst.
+    pub endpoint: String,
+    /// Responses that started with HTTP 200 (a stream that failed later still started with 200).
+    pub http_200: u64,
+    pub output_tokens_per_s: f64,
+    pub load_start: Option<Timestamp>,
+    pub load_end: Option<Timestamp>,
+}
+
+/// Which container the logs came from and why it was chosen.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    /// The rule that matched (`--container flag`, `published port 8000`, ...).
+    pub rule: String,
+}
+
+/// The Docker-log section of a validation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DockerLogsValidation {
+    #[serde(flatten)]
+    pub section: Section,
+    pub container: Option<ContainerInfo>,
+    /// Access lines of the window by status, every endpoint.
+    pub http_status_counts: BTreeMap<String, u64>,
+    /// The `inspect logs` summary of the window (access, engine stats, errors).
+    pub engine_stats: Option<serde_json::Value>,
+    pub error_events: u64,
+    pub error_lines: u64,
+    pub warnings: u64,
+    pub first_errors: Vec<String>,
+    pub first_warnings: Vec<String>,
+    pub lines: u64,
+}
+
+impl DockerLogsValidation {
+    pub fn skipped(reason: impl Into<String>, container: Option<ContainerInfo>) -> DockerLogsValidation {
+        DockerLogsValidation {
+            section: Section::skipped(reason),
+            container,
+            http_status_counts: BTreeMap::new(),
+            engine_stats: None,
+            error_events: 0,
+            error_lines: 0,
+            warnings: 0,
+            first_errors: Vec::new(),
+            first_warnings: Vec::new(),
+            lines: 0,
+        }
+    }
+}
+
+/// The log checks of one burst window. `restart` is set when the container
+/// restarted during the burst: its logs then cover two processes.
+pub fn docker_logs_validation(
+    client: &ClientLogFigures,
+    findings: &LogFindings,
+    container: ContainerInfo,
+    restart: Option<String>,
+    tol: &Tolerances,
+) -> DockerLogsValidation {
+    if let Some(why) = restart {
+        return DockerLogsValidation::skipped(why, Some(container));
+    }
+    let mut comparisons = Vec::new();
+
+    let served_200 = findings.access.by_endpoint.get(&client.endpoint).and_then(|s| s.get("200")).copied();
+    let mut c = compare(
+        "http_200_count",
+        Some(client.http_200 as f64),
+        &Ok(served_200.unwrap_or(0) as f64),
+        tol.http_200_count,
+        0.0,
+    );
+    if findings.access.total == 0 {
+        // No access lines at all: uvicorn's access log is off, not a mismatch.
+        c.status = Status::Skip;
+        c.reason = Some(
+            "no HTTP access lines in the window (--disable-uvicorn-access-log, or --uvicorn-log-level above info)"
+                .into(),
+        );
+    }
+    comparisons.push(c);
+
+    let throughput = match (client.load_start, client.load_end) {
+        (Some(a), Some(b)) => {
+            generation_throughput_over(&findings.engine_stats, a, b, STATS_INTERVAL, MIN_STATS_COVERAGE)
+        }
+        _ => Err("the burst window is unknown".into()),
+    };
+    let mut c = compare(
+        "generation_throughput",
+        Some(client.output_tokens_per_s),
+        &throughput.as_ref().map(|t| t.tokens_per_s).map_err(|e| format!("engine stats: {e}")),
+        tol.generation_throughput,
+        0.0,
+    );
+    if let Ok(t) = &throughput
+        && c.status != Status::Skip
+    {
+        c.reason = Some(format!("{} stats line(s) covering {:.0}% of the burst", t.lines_used, t.coverage * 100.0));
+    }
+    comparisons.push(c);
+
+    let events = findings.error_events;
+    comparisons.push(Comparison {
+        check: "server_errors".into(),
+        client: None,
+        server: Some(events as f64),
+        client_compared: None,
+        diff_pct: None,
+        tolerance: 0.0,
+        status: if events == 0 { Status::Pass } else { Status::Warn },
+        reason: (events > 0).then(|| {
+            let first = findings.first_errors.first().map(String::as_str).unwrap_or("");
+            format!("{events} ERROR event(s) in the server log during the burst; first: {first}")
+        }),
+    });
+
+    DockerLogsValidation {
+        section: Section::from_comparisons(comparisons, None),
+        container: Some(container),
+        http_status_counts: findings.access.by_status.clone(),
+        engine_stats: Some(findings.summary_json()["engine_stats"].clone()),
+        error_events: events,
+        error_lines: findings.error_lines,
+        warnings: findings.warning_lines,
+        first_errors: findings.first_errors.clone(),
+        first_warnings: findings.first_warnings.clone(),
+        lines: findings.lines,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::{LogAnalyzer, LogLine};
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn findings(lines: &[&str]) -> LogFindings {
+        let mut a = LogAnalyzer::new();
+        for l in lines {
+            a.feed(&LogLine::from_raw(l));
+        }
+        a.finish()
+    }
+
+    fn client(n: u64, tps: f64) -> ClientLogFigures {
+        ClientLogFigures {
+            endpoint: "POST /v1/chat/completions".into(),
+            http_200: n,
+            output_tokens_per_s: tps,
+            load_start: Some(ts("2026-11-23T07:00:05Z")),
+            load_end: Some(ts("2026-11-23T07:00:35Z")),
+        }
+    }
+
+    const ACCESS: &str =
+        "2026-11-23T07:00:06.000000001Z INFO:     127.0.0.1:40000 - \"POST /v1/chat/completions HTTP/1.1\" 200 OK";
+
+    fn stats(at: &str, generation: f64) -> String {
+        format!(
+            "{at} (APIServer pid=7) INFO 11-23 07:00:00 [loggers.py:335] Engine 000: Avg prompt throughput: 10.0 tokens/s, Avg generation throughput: {generation} tokens/s, Running: 4 reqs, Waiting: 0 reqs, GPU KV cache usage: 1.5%, Prefix cache hit rate: 0.0%"
+        )
+    }
+
+    fn by_check<'a>(v: &'a DockerLogsValidation, name: &str) -> &'a Comparison {
+        v.section.comparisons.iter().find(|c| c.check == name).unwrap()
+    }
+
+    #[test]
+    fn matching_logs_pass() {
+        let mut lines: Vec<String> = (0..3).map(|_| ACCESS.to_owned()).collect();
+        for (i, at) in ["2026-11-23T07:00:10Z", "2026-11-23T07:00:20Z", "2026-11-23T07:00:30Z", "2026-11-23T07:00:40Z"]
+            .iter()
+            .enumerate()
+        {
+            lines.push(stats(at, 100.0 + i as f64));
+        }
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let v = docker_logs_validation(
+            &client(3, 101.0),
+            &findings(&refs),
+            ContainerInfo::default(),
+            None,
+            &Tolerances::default(),
+        );
+        assert_eq!(v.section.status, Status::Pass, "{v:#?}");
+        assert_eq!(by_check(&v, "http_200_count").server, Some(3.0));
+        assert_eq!(by_check(&v, "generation_throughput").status, Status::Pass);
+        assert_eq!(v.http_status_counts.get("200"), Some(&3));
+    }
+
+    #[test]
+    fn error_events_warn_and_missing_stats_skip() {
+        let err = "2026-11-23T07:00:07Z (APIServer pid=7) ERROR 11-23 07:00:07 [serving_chat.py:100] Engine crashed";
+        let v = docker_logs_validation(
+            &client(1, 50.0),
+            &findings(&[ACCESS, err]),
+            ContainerInfo::default(),
+            None,
+            &Tolerances::default(),
+        );
+        let e = by_check(&v, "server_errors");
+        assert_eq!(e.status, Status::Warn);
+        assert!(e.reason.as_deref().unwrap().contains("Engine crashed"));
+        assert_eq!(by_check(&v, "generation_throughput").status, Status::Skip);
+        assert_eq!(v.section.status, Status::Warn);
+    }
+
+    #[test]
+    fn fewer_200_lines_than_client_responses_warns() {
+        let v = docker_logs_validation(
+            &client(10, 1.0),
+            &findings(&[ACCESS]),
+            ContainerInfo::default(),
+            None,
+            &Tolerances::default(),
+        );
+        assert_eq!(by_check(&v, "http_200_count").status, Status::Warn);
+    }
+
+    #[test]
+    fn restart_and_no_access_log_skip() {
+        let v = docker_logs_validation(
+            &client(1, 1.0),
+            &findings(&[ACCESS]),
+            ContainerInfo::default(),
+            Some("container restarted".into()),
+            &Tolerances::default(),
+        );
+        assert_eq!(v.section.status, Status::Skip);
+        assert_eq!(v.section.reason.as_deref(), Some("container restarted"));
+        let v = docker_logs_validation(
+            &client(1, 1.0),
+            &findings(&[]),
+            ContainerInfo::default(),
+            None,
+            &Tolerances::default(),
+        );
+        assert_eq!(by_check(&v, "http_200_count").status, Status::Skip);
+    }
+}

@@ -1,0 +1,165 @@
+//! Log validation end to end with the simulator running in a real container
+//! (image `llm-loadtest:local`, built by scripts/build-sim-image.sh): clean
+//! logs pass, injected ERROR bursts raise the warning flag, a container
+//! restart during the burst makes the log checks SKIP. Ignored in a plain
+//! `cargo test`; scripts/test.sh runs them after starting the Docker Engine.
+
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::Duration;
+
+use llm_loadtest::run::RunResult;
+use llm_loadtest::validate::{DockerLogsValidation, Status};
+
+mod common;
+
+const IMAGE: &str = "llm-loadtest:local";
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("docker CLI must be installed");
+    assert!(out.status.success(), "docker {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The simulator in a host-network container, removed when dropped.
+struct SimContainer {
+    name: String,
+    url: String,
+}
+
+impl SimContainer {
+    fn start(what: &str, sim_flags: &[&str]) -> SimContainer {
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap();
+        let name = format!("llt-logs-{what}-{}", std::process::id());
+        let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+        let p = port.to_string();
+        let mut args =
+            vec!["run", "-d", "--network", "host", "--name", &name, IMAGE, "sim", "--host", "127.0.0.1", "--port", &p];
+        args.extend_from_slice(&[
+            "--model",
+            "sim-model",
+            "--ttft-ms",
+            "100",
+            "--itl-ms",
+            "5",
+            "--log-stats-interval",
+            "1s",
+        ]);
+        args.extend_from_slice(sim_flags);
+        let c = SimContainer { name: name.clone(), url: format!("http://127.0.0.1:{port}") };
+        docker(&args);
+        c.wait_healthy();
+        c
+    }
+
+    fn wait_healthy(&self) {
+        for _ in 0..100 {
+            if http_probe::blocking_get_ok(&format!("{}/health", self.url)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the simulator container {} did not become healthy: {}", self.name, docker(&["logs", &self.name]));
+    }
+}
+
+impl Drop for SimContainer {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.name]).output();
+    }
+}
+
+/// A tiny blocking health probe without pulling in reqwest's blocking feature.
+mod http_probe {
+    pub fn blocking_get_ok(url: &str) -> bool {
+        let Some(rest) = url.strip_prefix("http://") else { return false };
+        let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(host) else { return false };
+        let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(1)));
+        if write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").is_err() {
+            return false;
+        }
+        let mut buf = String::new();
+        let _ = s.read_to_string(&mut buf);
+        buf.starts_with("HTTP/1.1 200")
+    }
+}
+
+async fn burst(c: &SimContainer, extra: &[&str]) -> RunResult {
+    let mut flags = vec!["--container", c.name.as_str(), "--idle-window", "0s", "--max-tokens", "16"];
+    flags.extend_from_slice(extra);
+    common::burst_with(&c.url, "sim-model", &common::run_args(&c.url, &[], &flags)).await
+}
+
+fn logs(r: &RunResult) -> &DockerLogsValidation {
+    r.validation.as_ref().and_then(|v| v.docker_logs.as_ref()).expect("a docker_logs section")
+}
+
+fn check<'a>(d: &'a DockerLogsValidation, name: &str) -> &'a llm_loadtest::validate::Comparison {
+    d.section.comparisons.iter().find(|c| c.check == name).unwrap_or_else(|| panic!("no {name} in {d:#?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker Engine and the llm-loadtest:local image: run scripts/test.sh"]
+async fn clean_sim_logs_pass_with_exact_200_count_and_throughput() {
+    let c = SimContainer::start("clean", &[]);
+    let r = burst(&c, &["--duration", "4s", "--concurrency", "4"]).await;
+    let d = logs(&r);
+    assert_eq!(d.section.status, Status::Pass, "{d:#?}");
+    let ok = check(d, "http_200_count");
+    assert_eq!(ok.client, ok.server, "{ok:?}");
+    assert_eq!(ok.client, Some(r.records.len() as f64));
+    assert_eq!(check(d, "server_errors").server, Some(0.0));
+    assert!(d.engine_stats.as_ref().unwrap()["lines"].as_u64().unwrap() >= 2, "{d:#?}");
+    assert_eq!(d.container.as_ref().unwrap().name, c.name);
+    assert_eq!(r.validation.as_ref().unwrap().overall, Status::Pass);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker Engine and the llm-loadtest:local image: run scripts/test.sh"]
+async fn injected_error_bursts_raise_the_warning_flag() {
+    let c = SimContainer::start("errors", &["--fault-error-log-every", "500ms"]);
+    let r = burst(&c, &["--duration", "2s", "--concurrency", "2"]).await;
+    let d = logs(&r);
+    let e = check(d, "server_errors");
+    assert_eq!(e.status, Status::Warn, "{d:#?}");
+    assert!(d.error_events >= 2 && d.error_lines > d.error_events, "a traceback is one event of many lines: {d:#?}");
+    assert!(!d.first_errors.is_empty());
+    assert_eq!(check(d, "http_200_count").status, Status::Pass);
+    assert_eq!(r.validation.as_ref().unwrap().overall, Status::Warn);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker Engine and the llm-loadtest:local image: run scripts/test.sh"]
+async fn a_restart_during_the_burst_skips_the_log_checks() {
+    let c = SimContainer::start("restart", &[]);
+    let name = c.name.clone();
+    let restarter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1200));
+        docker(&["restart", "-t", "0", &name]);
+    });
+    let r = burst(&c, &["--duration", "4s", "--concurrency", "2", "--timeout", "5s"]).await;
+    restarter.join().unwrap();
+    let d = logs(&r);
+    assert_eq!(d.section.status, Status::Skip, "{d:#?}");
+    assert!(d.section.reason.as_deref().unwrap().contains("restarted"), "{d:#?}");
+    assert_ne!(r.validation.as_ref().unwrap().overall, Status::Warn, "a restart is never a false WARN");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker Engine: run scripts/test.sh"]
+async fn a_missing_container_skips_with_the_reason() {
+    let sim = common::sim_with(llm_loadtest::sim::SimConfig::default()).await;
+    let url = sim.base_url();
+    let a = common::run_args(
+        &url,
+        &[],
+        &["--container", "no-such-container-xyz", "--requests", "2", "--idle-window", "0s"],
+    );
+    let r = common::burst_with(&url, "sim-model", &a).await;
+    let d = logs(&r);
+    assert_eq!(d.section.status, Status::Skip);
+    assert!(d.section.reason.as_deref().unwrap().contains("no-such-container-xyz"), "{d:#?}");
+    assert_eq!(r.client.completed, 2, "the run itself is kept");
+}
