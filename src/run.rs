@@ -301,8 +301,7 @@ pub fn prepare(args: &RunArgs, base_url: &url::Url, model: &str, run_id: &str) -
             sample_every: std::time::Duration::from_millis(250),
         }),
     };
-    let timeouts =
-        Timeouts { connect: args.connect_timeout, first_token: first_token_timeout, request: args.timeout };
+    let timeouts = Timeouts { connect: args.connect_timeout, first_token: first_token_timeout, request: args.timeout };
     let pool = arrival.max_in_flight().unwrap_or(256) as usize;
     let client = http_client(args.connect_timeout, pool)?;
     let stream = !args.no_stream;
