@@ -1,0 +1,579 @@
+//! Every `llm_loadtest_*` metric and every label set, defined here and nowhere else.
+//!
+//! Each metric is one [`MetricDef`] constant: its name exactly as PromQL sees it, its help
+//! text, its type and its label names. [`METRICS`] lists them in exposition order and
+//! [`METRIC_NAMES`] is derived from it, so the contract with dashboards and alert rules
+//! cannot drift from what is encoded. Label values come only from configured names
+//! (`target`, `model`), from the fixed sets below, or from code-defined names (`phase` from
+//! the burst, `check` from validation, `reason` from the daemon's `&'static str`s).
+
+use prometheus_client::encoding::EncodeLabelSet;
+
+/// The Prometheus type of a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// One exported metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricDef {
+    /// The name as PromQL sees it: counters end in `_total`; a histogram's name is the base of
+    /// its `_bucket`, `_sum` and `_count` series.
+    pub name: &'static str,
+    /// `# HELP` text, without a final period (the encoder adds one).
+    pub help: &'static str,
+    pub kind: Kind,
+    /// Label names, in the order they are written (histograms add `le`).
+    pub labels: &'static [&'static str],
+}
+
+impl MetricDef {
+    /// The name handed to prometheus-client, which appends the unit (`_seconds`) and, for
+    /// counters, `_total` itself.
+    pub(super) fn base_name(&self) -> &'static str {
+        let n = match self.kind {
+            Kind::Counter => self.name.strip_suffix("_total").unwrap_or(self.name),
+            Kind::Gauge | Kind::Histogram => self.name,
+        };
+        n.strip_suffix("_seconds").unwrap_or(n)
+    }
+
+    /// `Seconds` for names ending in `_seconds` (written as `# UNIT` in OpenMetrics).
+    pub(super) fn unit(&self) -> Option<prometheus_client::registry::Unit> {
+        let n = match self.kind {
+            Kind::Counter => self.name.strip_suffix("_total").unwrap_or(self.name),
+            Kind::Gauge | Kind::Histogram => self.name,
+        };
+        n.ends_with("_seconds").then_some(prometheus_client::registry::Unit::Seconds)
+    }
+}
+
+const T: &[&str] = &["target"];
+
+// ---------------------------------------------------------------------------------------------
+// Runs
+// ---------------------------------------------------------------------------------------------
+
+/// Runs per target by `result`: `success` (ran; validation PASS or SKIP or not asked for),
+/// `warn` (ran; validation WARN), `failed` (could not run: `record_failure`, or no measured
+/// request reached the target), `cancelled` (stopped by shutdown). All four exist at 0 from
+/// start-up.
+pub const RUNS: MetricDef = MetricDef {
+    name: "llm_loadtest_runs_total",
+    help: "Bursts run against the target, by result: success (validation PASS or SKIP), warn (validation WARN), failed (could not run), cancelled",
+    kind: Kind::Counter,
+    labels: &["target", "result"],
+};
+/// Failed runs by bounded `reason` (the daemon's `&'static str`, or `target_unreachable` when
+/// no measured request reached the target). `target_unreachable` exists at 0 from start-up.
+pub const RUN_FAILURES: MetricDef = MetricDef {
+    name: "llm_loadtest_run_failures_total",
+    help: "Runs that could not run, by reason",
+    kind: Kind::Counter,
+    labels: &["target", "reason"],
+};
+/// `llm_loadtest_build_info{version} 1`.
+pub const BUILD_INFO: MetricDef = MetricDef {
+    name: "llm_loadtest_build_info",
+    help: "Always 1; the version of llm-loadtest as a label",
+    kind: Kind::Gauge,
+    labels: &["version"],
+};
+/// `llm_loadtest_target_info{target,model} 1` for every configured target, run or not: join on
+/// `target` to get the model of any other series.
+pub const TARGET_INFO: MetricDef = MetricDef {
+    name: "llm_loadtest_target_info",
+    help: "Always 1 for every configured target; the model as a label",
+    kind: Kind::Gauge,
+    labels: &["target", "model"],
+};
+/// 1 while a burst against the target is in progress, else 0 (set by the daemon).
+pub const RUNNING: MetricDef = MetricDef {
+    name: "llm_loadtest_running",
+    help: "1 while a burst against the target is in progress, else 0",
+    kind: Kind::Gauge,
+    labels: T,
+};
+/// When the last run ended (or failed), seconds since the epoch. Absent until the first run.
+pub const LAST_RUN_TIMESTAMP: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_timestamp_seconds",
+    help: "When the last run against the target ended or failed, seconds since the Unix epoch",
+    kind: Kind::Gauge,
+    labels: T,
+};
+/// 1 when the last run's result was `success`, 0 for `warn`, `failed` and `cancelled` (like
+/// blackbox_exporter's `probe_success`: a WARN verdict is a failed probe). Absent until the
+/// first run.
+pub const LAST_RUN_SUCCESS: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_success",
+    help: "1 when the last run ran and its validation was PASS or SKIP, 0 when it warned, failed or was cancelled",
+    kind: Kind::Gauge,
+    labels: T,
+};
+/// Wall time of each phase of the last run (`phase` as the burst names them: `idle_window`,
+/// `metrics_before`, `load`, `settle`, ...).
+pub const LAST_RUN_PHASE_DURATION: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_phase_duration_seconds",
+    help: "Wall time of each phase of the last run",
+    kind: Kind::Gauge,
+    labels: &["target", "phase"],
+};
+
+// ---------------------------------------------------------------------------------------------
+// Client measurements (measured requests only: warm-up requests are never counted)
+// ---------------------------------------------------------------------------------------------
+
+/// Measured requests by `outcome` (`ok`, `http_error`, ... as `burst::Outcome::as_label`); every
+/// outcome exists at 0 from start-up.
+pub const REQUESTS: MetricDef = MetricDef {
+    name: "llm_loadtest_requests_total",
+    help: "Measured requests sent to the target, by outcome",
+    kind: Kind::Counter,
+    labels: &["target", "outcome"],
+};
+/// Prompt tokens of completed measured requests (server `usage`, else approximate).
+pub const PROMPT_TOKENS: MetricDef = MetricDef {
+    name: "llm_loadtest_prompt_tokens_total",
+    help: "Prompt tokens of completed measured requests",
+    kind: Kind::Counter,
+    labels: T,
+};
+/// Output tokens of completed measured requests (server `usage`, else counted chunks).
+pub const OUTPUT_TOKENS: MetricDef = MetricDef {
+    name: "llm_loadtest_output_tokens_total",
+    help: "Output tokens of completed measured requests",
+    kind: Kind::Counter,
+    labels: T,
+};
+/// Time to first token of every completed measured request.
+pub const TTFT: MetricDef = MetricDef {
+    name: "llm_loadtest_ttft_seconds",
+    help: "Time to first token of completed requests, as the client measured it",
+    kind: Kind::Histogram,
+    labels: T,
+};
+/// Every gap between consecutive output-carrying chunks of completed requests.
+pub const ITL: MetricDef = MetricDef {
+    name: "llm_loadtest_itl_seconds",
+    help: "Inter-token latency: every gap between consecutive output chunks of completed requests",
+    kind: Kind::Histogram,
+    labels: T,
+};
+/// (e2e - ttft) / (output tokens - 1) of every completed request with more than one token.
+pub const TPOT: MetricDef = MetricDef {
+    name: "llm_loadtest_tpot_seconds",
+    help: "Time per output token after the first, per completed request with more than one output token",
+    kind: Kind::Histogram,
+    labels: T,
+};
+/// Send to end of response of every completed measured request.
+pub const E2E_LATENCY: MetricDef = MetricDef {
+    name: "llm_loadtest_e2e_latency_seconds",
+    help: "End-to-end latency of completed requests, from send to the end of the response",
+    kind: Kind::Histogram,
+    labels: T,
+};
+/// Percentiles of the last run's TTFT (`percentile` = `p50`, `p90`, `p99`). The label is not
+/// called `quantile`: Prometheus reserves that for summaries (`promtool check metrics`).
+pub const LAST_RUN_TTFT: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_ttft_seconds",
+    help: "Time to first token of the last run, by percentile (p50, p90, p99)",
+    kind: Kind::Gauge,
+    labels: &["target", "percentile"],
+};
+/// Percentiles of the last run's inter-token latency.
+pub const LAST_RUN_ITL: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_itl_seconds",
+    help: "Inter-token latency of the last run, by percentile (p50, p90, p99)",
+    kind: Kind::Gauge,
+    labels: &["target", "percentile"],
+};
+/// Percentiles of the last run's time per output token.
+pub const LAST_RUN_TPOT: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_tpot_seconds",
+    help: "Time per output token of the last run, by percentile (p50, p90, p99)",
+    kind: Kind::Gauge,
+    labels: &["target", "percentile"],
+};
+/// Percentiles of the last run's end-to-end latency.
+pub const LAST_RUN_E2E_LATENCY: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_e2e_latency_seconds",
+    help: "End-to-end latency of the last run, by percentile (p50, p90, p99)",
+    kind: Kind::Gauge,
+    labels: &["target", "percentile"],
+};
+/// Completed requests per second of the last run (`vllm bench serve`'s `request_throughput`).
+pub const LAST_RUN_REQUEST_THROUGHPUT: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_requests_per_second",
+    help: "Completed requests per second of the last run",
+    kind: Kind::Gauge,
+    labels: T,
+};
+/// Failed / measured requests of the last run (absent when it measured no request).
+pub const LAST_RUN_ERROR_RATIO: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_error_ratio",
+    help: "Share of the last run's measured requests that did not complete",
+    kind: Kind::Gauge,
+    labels: T,
+};
+/// 1 when the client's own lag distorted a figure of the last run (`figure` = `ttft`, `itl`,
+/// `schedule`), else 0.
+pub const LAST_RUN_CLIENT_BOUND: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_client_bound",
+    help: "1 when the load generator itself was the bottleneck for a figure of the last run (ttft, itl, schedule)",
+    kind: Kind::Gauge,
+    labels: &["target", "figure"],
+};
+
+// ---------------------------------------------------------------------------------------------
+// Client vs server, overlaid: `source` = client | server (its /metrics) | logs (its container logs)
+// ---------------------------------------------------------------------------------------------
+
+/// Completed requests of the last run: `source="client"` as the client saw them,
+/// `source="server"` as finished in the server's /metrics delta (check `request_count`).
+pub const LAST_RUN_COMPLETED_REQUESTS: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_completed_requests",
+    help: "Requests completed in the last run, as the client saw them and as the server counted them",
+    kind: Kind::Gauge,
+    labels: &["target", "source"],
+};
+/// Prompt tokens of the last run, client vs server (check `prompt_tokens`).
+pub const LAST_RUN_PROMPT_TOKENS: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_prompt_tokens",
+    help: "Prompt tokens of the last run, as the client counted them and as the server counted them",
+    kind: Kind::Gauge,
+    labels: &["target", "source"],
+};
+/// Output (generation) tokens of the last run, client vs server (check `generation_tokens`).
+pub const LAST_RUN_OUTPUT_TOKENS: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_output_tokens",
+    help: "Output tokens of the last run, as the client counted them and as the server counted them",
+    kind: Kind::Gauge,
+    labels: &["target", "source"],
+};
+/// Mean TTFT of the last run, client vs server (check `ttft_mean_ms`; the client figure is the
+/// raw mean, the check compares it net of time outside the engine).
+pub const LAST_RUN_TTFT_MEAN: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_ttft_mean_seconds",
+    help: "Mean time to first token of the last run, as the client measured it and as the server reported it",
+    kind: Kind::Gauge,
+    labels: &["target", "source"],
+};
+/// Output tokens per second of the last run: `source="client"` (`vllm bench serve`'s
+/// `output_throughput`), `source="logs"` from the engine-stats log lines over the same window
+/// (check `generation_throughput`).
+pub const LAST_RUN_OUTPUT_THROUGHPUT: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_output_tokens_per_second",
+    help: "Output tokens per second of the last run, as the client measured it and as the server logged it",
+    kind: Kind::Gauge,
+    labels: &["target", "source"],
+};
+/// HTTP 200 responses of the last run's window: `source="client"` (warm-up included),
+/// `source="logs"` from the server's access log (check `http_200_count`).
+pub const LAST_RUN_HTTP_200_RESPONSES: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_http_200_responses",
+    help: "HTTP 200 responses in the last run, as the client received them and as the server access log shows them",
+    kind: Kind::Gauge,
+    labels: &["target", "source"],
+};
+/// Mean end-to-end latency of the last run, client vs server (check `e2e_latency_mean_ms`).
+pub const LAST_RUN_E2E_LATENCY_MEAN: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_e2e_latency_mean_seconds",
+    help: "Mean end-to-end latency of the last run, as the client measured it and as the server reported it",
+    kind: Kind::Gauge,
+    labels: &["target", "source"],
+};
+
+// ---------------------------------------------------------------------------------------------
+// Validation verdicts of the last run
+// ---------------------------------------------------------------------------------------------
+
+/// Overall verdict of the last run as a state set: one series per `status` (`PASS`, `WARN`,
+/// `SKIP`), 1 for the current one, 0 for the others. `SKIP` when validation was not asked for.
+/// Absent before the first run and after a run that could not run.
+pub const VALIDATION_OVERALL_STATUS: MetricDef = MetricDef {
+    name: "llm_loadtest_validation_overall_status",
+    help: "Overall validation verdict of the last run: 1 for the current status (PASS, WARN, SKIP), 0 for the others",
+    kind: Kind::Gauge,
+    labels: &["target", "status"],
+};
+/// Verdict of each validation section (`section` = `prometheus`, `docker_logs`) as a state set;
+/// shows a section that skipped as a whole (no /metrics, no container) and so has no checks.
+pub const VALIDATION_SECTION_STATUS: MetricDef = MetricDef {
+    name: "llm_loadtest_validation_section_status",
+    help: "Validation verdict of each section of the last run: 1 for the current status (PASS, WARN, SKIP), 0 for the others",
+    kind: Kind::Gauge,
+    labels: &["target", "section", "status"],
+};
+/// Verdict of each check of the last run as a state set (1 for the current `status`, 0 for the
+/// other two), so SKIP stays visible and `sum by (status)` counts checks.
+pub const VALIDATION_STATUS: MetricDef = MetricDef {
+    name: "llm_loadtest_validation_status",
+    help: "Verdict of each client-vs-server check of the last run: 1 for the current status (PASS, WARN, SKIP), 0 for the others",
+    kind: Kind::Gauge,
+    labels: &["target", "check", "status"],
+};
+/// 1 when the check passed, 0 when it warned, absent when it skipped: `== 0` is the alert.
+pub const VALIDATION_OK: MetricDef = MetricDef {
+    name: "llm_loadtest_validation_ok",
+    help: "1 when the check passed in the last run, 0 when it warned; absent when it was skipped",
+    kind: Kind::Gauge,
+    labels: &["target", "check"],
+};
+/// Signed (client - server) / server of the compared figures (0.03 = client 3% above the
+/// server); absent when the check skipped or the server figure was 0.
+pub const VALIDATION_DRIFT: MetricDef = MetricDef {
+    name: "llm_loadtest_validation_drift_ratio",
+    help: "Signed relative difference (client - server) / server of each check in the last run; absent when skipped",
+    kind: Kind::Gauge,
+    labels: &["target", "check"],
+};
+/// The relative tolerance each check was judged with (0.05 = ±5%), for threshold lines.
+pub const VALIDATION_TOLERANCE: MetricDef = MetricDef {
+    name: "llm_loadtest_validation_tolerance_ratio",
+    help: "Relative tolerance each check of the last run was judged with",
+    kind: Kind::Gauge,
+    labels: &["target", "check"],
+};
+
+// ---------------------------------------------------------------------------------------------
+// Server-only figures of the last run (no verdict)
+// ---------------------------------------------------------------------------------------------
+
+/// Peak KV-cache usage during the last run, 0..1 (`source="server"`: sampled /metrics gauge;
+/// `source="logs"`: the engine stats lines).
+pub const LAST_RUN_KV_CACHE_USAGE_PEAK: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_kv_cache_usage_peak_ratio",
+    help: "Peak KV-cache usage of the server during the last run, 0 to 1",
+    kind: Kind::Gauge,
+    labels: &["target", "source"],
+};
+/// Prefix-cache hit ratio, 0..1 (`source="server"`: hits / queries over the burst).
+pub const LAST_RUN_PREFIX_CACHE_HIT: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_prefix_cache_hit_ratio",
+    help: "Prefix-cache hit ratio of the server during the last run, 0 to 1",
+    kind: Kind::Gauge,
+    labels: &["target", "source"],
+};
+/// Peak number of requests the server was running during the last run.
+pub const LAST_RUN_RUNNING_PEAK: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_running_requests_peak",
+    help: "Peak number of requests the server was running during the last run",
+    kind: Kind::Gauge,
+    labels: &["target", "source"],
+};
+/// Peak number of requests waiting in the server's queue during the last run.
+pub const LAST_RUN_WAITING_PEAK: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_waiting_requests_peak",
+    help: "Peak number of requests waiting in the server queue during the last run",
+    kind: Kind::Gauge,
+    labels: &["target", "source"],
+};
+/// Requests per second the server finished for other clients in the idle window before the run.
+pub const LAST_RUN_BACKGROUND_RATE: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_background_requests_per_second",
+    help: "Requests per second the server finished for other clients just before the last run",
+    kind: Kind::Gauge,
+    labels: T,
+};
+/// Mean time requests spent queued in the server during the last run.
+pub const LAST_RUN_QUEUE_TIME_MEAN: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_queue_time_mean_seconds",
+    help: "Mean time requests spent in the server queue during the last run",
+    kind: Kind::Gauge,
+    labels: T,
+};
+/// Preemptions the server counted during the last run.
+pub const LAST_RUN_PREEMPTIONS: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_preemptions",
+    help: "Preemptions the server counted during the last run",
+    kind: Kind::Gauge,
+    labels: T,
+};
+/// Lines of the server's /metrics the parser could not read (after the last run): a vLLM upgrade
+/// that changed the format shows here first.
+pub const LAST_RUN_METRICS_PARSE_ERRORS: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_metrics_parse_errors",
+    help: "Lines of the server /metrics that could not be parsed after the last run",
+    kind: Kind::Gauge,
+    labels: T,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Server logs (docker), when the run read them. Counters exist at 0 from start-up.
+// ---------------------------------------------------------------------------------------------
+
+/// Error events (a traceback is one event) in the server's logs during runs.
+pub const LOG_ERROR_EVENTS: MetricDef = MetricDef {
+    name: "llm_loadtest_log_error_events_total",
+    help: "Error events in the server container logs during runs (a traceback is one event)",
+    kind: Kind::Counter,
+    labels: T,
+};
+/// WARNING lines in the server's logs during runs.
+pub const LOG_WARNING_LINES: MetricDef = MetricDef {
+    name: "llm_loadtest_log_warning_lines_total",
+    help: "Warning lines in the server container logs during runs",
+    kind: Kind::Counter,
+    labels: T,
+};
+/// Error events (a traceback is one event) in the server's logs during the last run; absent
+/// when the logs were not read.
+pub const LAST_RUN_LOG_ERROR_EVENTS: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_log_error_events",
+    help: "Error events in the server container logs during the last run (a traceback is one event)",
+    kind: Kind::Gauge,
+    labels: T,
+};
+/// WARNING lines in the server's logs during the last run; absent when the logs were not read.
+pub const LAST_RUN_LOG_WARNING_LINES: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_log_warning_lines",
+    help: "Warning lines in the server container logs during the last run",
+    kind: Kind::Gauge,
+    labels: T,
+};
+
+/// Every metric, in exposition order.
+pub const METRICS: [MetricDef; 47] = [
+    BUILD_INFO,
+    TARGET_INFO,
+    RUNNING,
+    RUNS,
+    RUN_FAILURES,
+    LAST_RUN_TIMESTAMP,
+    LAST_RUN_SUCCESS,
+    LAST_RUN_PHASE_DURATION,
+    REQUESTS,
+    PROMPT_TOKENS,
+    OUTPUT_TOKENS,
+    TTFT,
+    ITL,
+    TPOT,
+    E2E_LATENCY,
+    LAST_RUN_TTFT,
+    LAST_RUN_ITL,
+    LAST_RUN_TPOT,
+    LAST_RUN_E2E_LATENCY,
+    LAST_RUN_REQUEST_THROUGHPUT,
+    LAST_RUN_ERROR_RATIO,
+    LAST_RUN_CLIENT_BOUND,
+    LAST_RUN_COMPLETED_REQUESTS,
+    LAST_RUN_PROMPT_TOKENS,
+    LAST_RUN_OUTPUT_TOKENS,
+    LAST_RUN_TTFT_MEAN,
+    LAST_RUN_E2E_LATENCY_MEAN,
+    LAST_RUN_OUTPUT_THROUGHPUT,
+    LAST_RUN_HTTP_200_RESPONSES,
+    VALIDATION_OVERALL_STATUS,
+    VALIDATION_SECTION_STATUS,
+    VALIDATION_STATUS,
+    VALIDATION_OK,
+    VALIDATION_DRIFT,
+    VALIDATION_TOLERANCE,
+    LAST_RUN_KV_CACHE_USAGE_PEAK,
+    LAST_RUN_PREFIX_CACHE_HIT,
+    LAST_RUN_RUNNING_PEAK,
+    LAST_RUN_WAITING_PEAK,
+    LAST_RUN_BACKGROUND_RATE,
+    LAST_RUN_QUEUE_TIME_MEAN,
+    LAST_RUN_PREEMPTIONS,
+    LAST_RUN_METRICS_PARSE_ERRORS,
+    LOG_ERROR_EVENTS,
+    LOG_WARNING_LINES,
+    LAST_RUN_LOG_ERROR_EVENTS,
+    LAST_RUN_LOG_WARNING_LINES,
+];
+
+const fn names<const N: usize>(defs: &[MetricDef; N]) -> [&'static str; N] {
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = defs[i].name;
+        i += 1;
+    }
+    out
+}
+
+const NAMES: [&str; METRICS.len()] = names(&METRICS);
+
+/// Every exported metric name as PromQL sees it (counters with `_total`; histograms by their
+/// base name, queried as `_bucket`/`_sum`/`_count`), for contract tests with dashboards and
+/// alert rules.
+pub const METRIC_NAMES: &[&str] = &NAMES;
+
+// ---------------------------------------------------------------------------------------------
+// Bounded label values
+// ---------------------------------------------------------------------------------------------
+
+/// `result` of `llm_loadtest_runs_total`.
+pub const RESULT_SUCCESS: &str = "success";
+pub const RESULT_WARN: &str = "warn";
+pub const RESULT_FAILED: &str = "failed";
+pub const RESULT_CANCELLED: &str = "cancelled";
+pub const RESULTS: [&str; 4] = [RESULT_SUCCESS, RESULT_WARN, RESULT_FAILED, RESULT_CANCELLED];
+/// `reason` of a run whose measured requests all failed to connect.
+pub const REASON_TARGET_UNREACHABLE: &str = "target_unreachable";
+/// `percentile` of the last-run latency gauges.
+pub const PERCENTILES: [&str; 3] = ["p50", "p90", "p99"];
+/// `figure` of `llm_loadtest_last_run_client_bound`.
+pub const CLIENT_BOUND_FIGURES: [&str; 3] = ["ttft", "itl", "schedule"];
+/// `source`: the client, the server's /metrics, the server's container logs.
+pub const SOURCE_CLIENT: &str = "client";
+pub const SOURCE_SERVER: &str = "server";
+pub const SOURCE_LOGS: &str = "logs";
+pub const SOURCES: [&str; 3] = [SOURCE_CLIENT, SOURCE_SERVER, SOURCE_LOGS];
+/// `status` of the validation state sets (as the JSON result and the table spell them).
+pub const STATUSES: [&str; 3] = ["PASS", "WARN", "SKIP"];
+/// `section` of `llm_loadtest_validation_section_status`.
+pub const SECTION_PROMETHEUS: &str = "prometheus";
+pub const SECTION_DOCKER_LOGS: &str = "docker_logs";
+pub const SECTIONS: [&str; 2] = [SECTION_PROMETHEUS, SECTION_DOCKER_LOGS];
+/// `check` values validation produces today. Other snake_case check names are exported too (a
+/// new check must not vanish from /metrics); the contract test fails until it is listed here.
+pub const CHECKS: [&str; 8] = [
+    "request_count",
+    "prompt_tokens",
+    "generation_tokens",
+    "ttft_mean_ms",
+    "e2e_latency_mean_ms",
+    "http_200_count",
+    "generation_throughput",
+    "server_errors",
+];
+
+// ---------------------------------------------------------------------------------------------
+// Label sets of the registered families (the last-run gauges build theirs in `Series`)
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct TargetLabels {
+    pub target: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct RunLabels {
+    pub target: String,
+    pub result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct FailureLabels {
+    pub target: String,
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct OutcomeLabels {
+    pub target: String,
+    pub outcome: &'static str,
+}
+
+/// Histogram buckets shared by TTFT, ITL, TPOT and E2E latency (5 ms .. 60 s), so their
+/// `histogram_quantile`s are equally precise and comparable.
+pub const LATENCY_BUCKETS: [f64; 24] = [
+    0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0,
+    20.0, 30.0, 45.0, 60.0,
+];
