@@ -43,7 +43,7 @@ export LLM_LOADTEST_REAL_VLLM_CONTAINER="$vllm_name"
 step "tests (unit, simulator, Docker Engine, real vLLM)"
 # --include-ignored runs the tests that need the real server, the Docker
 # Engine or promtool; they fail (never skip) when those are missing.
-cargo test --locked -- --include-ignored
+cargo test --locked --no-fail-fast -- --include-ignored
 
 step "lint"
 cargo fmt --check
