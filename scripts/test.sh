@@ -39,6 +39,10 @@ trap '"$shared/real-vllm/stop.sh" --name "$vllm_name"' EXIT
 export LLM_LOADTEST_REAL_VLLM_URL="http://127.0.0.1:$port"
 export LLM_LOADTEST_REAL_VLLM_MODEL=tiny
 export LLM_LOADTEST_REAL_VLLM_CONTAINER="$vllm_name"
+# A fresh vLLM's first requests are slow outside its engine (lazy set-up in
+# the HTTP frontend): warm it so the tests measure a server in steady state.
+target/debug/llm-loadtest run --target "$LLM_LOADTEST_REAL_VLLM_URL" --model tiny \
+  --requests 8 --concurrency 2 --max-tokens 8 --skip-validation --quiet >/dev/null
 
 step "tests (unit, simulator, Docker Engine, real vLLM)"
 # --include-ignored runs the tests that need the real server, the Docker

@@ -122,8 +122,8 @@ pub fn client_log_figures(
 ) -> ClientLogFigures {
     ClientLogFigures {
         endpoint: format!("POST {}", endpoint.path()),
-        // Warm-up requests are in the log window too.
-        http_200: records.iter().filter(|r| r.http_status == Some(200)).count() as u64,
+        // Warm-up requests end before the log window opens.
+        http_200: records.iter().filter(|r| !r.warmup && r.http_status == Some(200)).count() as u64,
         output_tokens_per_s: stats.output_throughput,
         load_start: Some(load.0),
         load_end: Some(load.1),

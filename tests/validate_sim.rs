@@ -240,3 +240,15 @@ async fn skip_validation_and_artifacts() {
     }
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warmup_requests_are_outside_the_server_deltas() {
+    let sim = sim_with(fast()).await;
+    let r =
+        burst(&sim.base_url(), &["--requests", "20", "--concurrency", "4", "--max-tokens", "8", "--warmup", "6"]).await;
+    assert_eq!(r.records.iter().filter(|x| x.warmup).count(), 6);
+    let rc = check(&r, "request_count");
+    assert_eq!((rc.client, rc.server), (Some(20.0), Some(20.0)), "{rc:?}");
+    assert_eq!(check(&r, "generation_tokens").status, Status::Pass);
+    sim.shutdown().await;
+}

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -211,93 +211,69 @@ pub async fn run(
     cancel: CancellationToken,
     observer: Option<RecordObserver>,
 ) -> BurstOutcome {
-    let mut phases = BTreeMap::new();
-    let Some(w) = watch else {
-        let t = Instant::now();
-        let (from, state, tail) = logs_start(&docker).await;
-        let load = run_load(spec, prompts, cancel, observer).await;
-        phases.insert("load", t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        let logs = match docker {
-            Some(d) => Some(observe_logs(d, from, state, tail).await),
-            None => None,
-        };
-        phases.insert("logs", t.elapsed().as_secs_f64());
-        return BurstOutcome { load, server: None, logs, phases };
+    // Warm-up requests run first; the server is observed from after them, so
+    // its deltas and the log window hold the measured requests only.
+    let (warmed_tx, warmed_rx) = oneshot::channel();
+    let (go_tx, go_rx) = oneshot::channel();
+    let gate = WarmupGate { warmed: warmed_tx, go: go_rx };
+    let load = run_load(spec, prompts, cancel.clone(), observer, Some(gate));
+    let before = async {
+        // An error only means the load ended early (cancelled): observe anyway.
+        let _ = warmed_rx.await;
+        let pre = observe_before(watch.as_ref(), &docker, &cancel).await;
+        let _ = go_tx.send(());
+        pre
     };
+    let (load, pre) = tokio::join!(load, before);
+    let Before { mut phases, idle_start, before, logs_from, state_before, tail_before, sampler } = pre;
+    phases.insert("load", load.duration_s);
 
-    let t = Instant::now();
-    let idle_start = if w.idle_window.is_zero() {
-        None
-    } else {
-        let first = w.metrics.scrape().await;
-        // No point waiting out the window when the first scrape failed.
-        if first.is_ok() {
-            tokio::select! {
-                _ = tokio::time::sleep(w.idle_window) => {}
-                _ = cancel.cancelled() => {}
+    let server = match (&watch, before) {
+        (Some(w), Some(before)) => {
+            let mut peaks = match sampler {
+                Some((stop, h)) => {
+                    stop.cancel();
+                    h.await.unwrap_or_default()
+                }
+                None => GaugePeaks::default(),
+            };
+            let t = Instant::now();
+            let background_per_s = match (&idle_start, &before) {
+                (Some(Ok(a)), Ok(b)) => {
+                    let span = b.taken_at.duration_since(a.taken_at).as_secs_f64();
+                    crate::server::evaluate::background(&a.exposition, &b.exposition, span, &w.filter)
+                        .map_or(0.0, |bg| bg.finished_requests_per_s)
+                }
+                _ => 0.0,
+            };
+            let (after, settle_polls) = if before.is_ok() {
+                w.metrics.settle(w.settle_max, w.settle_poll, background_per_s).await
+            } else {
+                // Without a baseline there is nothing to settle against.
+                (w.metrics.scrape().await, 1)
+            };
+            phases.insert("settle", t.elapsed().as_secs_f64());
+            if let Ok(a) = &after {
+                peaks.observe(&a.exposition, &w.filter);
             }
+            // The counters' own span: idle start -> before, and before -> after.
+            let span = |a: &Result<Scrape, ScrapeError>, b: &Result<Scrape, ScrapeError>| match (a, b) {
+                (Ok(a), Ok(b)) => b.taken_at.duration_since(a.taken_at).as_secs_f64(),
+                _ => 0.0,
+            };
+            let counted_window_s = span(&before, &after);
+            Some(ServerObservation {
+                metrics_url: w.metrics.url().to_owned(),
+                idle_window_s: idle_start.as_ref().map_or(0.0, |s| span(s, &before)),
+                idle_start,
+                counted_window_s,
+                before,
+                after,
+                settle_polls,
+                peaks,
+            })
         }
-        Some(first)
-    };
-    let idle_window_s = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let before = w.metrics.scrape().await;
-    phases.insert("idle_window", idle_window_s);
-    phases.insert("metrics_before", t.elapsed().as_secs_f64());
-
-    let t = Instant::now();
-    let (logs_from, state_before, tail_before) = logs_start(&docker).await;
-    if docker.is_some() {
-        phases.insert("logs_before", t.elapsed().as_secs_f64());
-    }
-    let stop_sampler = CancellationToken::new();
-    let sampler = before.is_ok().then(|| {
-        tokio::spawn(scrape::sample_gauges(w.metrics.clone(), w.filter.clone(), w.sample_every, stop_sampler.clone()))
-    });
-    let t = Instant::now();
-    let load = run_load(spec, prompts, cancel, observer).await;
-    phases.insert("load", t.elapsed().as_secs_f64());
-    stop_sampler.cancel();
-    let mut peaks = match sampler {
-        Some(h) => h.await.unwrap_or_default(),
-        None => GaugePeaks::default(),
-    };
-
-    let t = Instant::now();
-    let background_per_s = match (&idle_start, &before) {
-        (Some(Ok(a)), Ok(b)) => {
-            let span = b.taken_at.duration_since(a.taken_at).as_secs_f64();
-            crate::server::evaluate::background(&a.exposition, &b.exposition, span, &w.filter)
-                .map_or(0.0, |bg| bg.finished_requests_per_s)
-        }
-        _ => 0.0,
-    };
-    let (after, settle_polls) = if before.is_ok() {
-        w.metrics.settle(w.settle_max, w.settle_poll, background_per_s).await
-    } else {
-        // Without a baseline there is nothing to settle against.
-        (w.metrics.scrape().await, 1)
-    };
-    phases.insert("settle", t.elapsed().as_secs_f64());
-    if let Ok(a) = &after {
-        peaks.observe(&a.exposition, &w.filter);
-    }
-    // The counters' own span: idle start -> before, and before -> after.
-    let span = |a: &Result<Scrape, ScrapeError>, b: &Result<Scrape, ScrapeError>| match (a, b) {
-        (Ok(a), Ok(b)) => b.taken_at.duration_since(a.taken_at).as_secs_f64(),
-        _ => 0.0,
-    };
-    let counted_window_s = span(&before, &after);
-    let server = ServerObservation {
-        metrics_url: w.metrics.url().to_owned(),
-        idle_window_s: idle_start.as_ref().map_or(0.0, |s| span(s, &before)),
-        idle_start,
-        counted_window_s,
-        before,
-        after,
-        settle_polls,
-        peaks,
+        _ => None,
     };
     let logs = match docker {
         Some(d) => {
@@ -308,7 +284,67 @@ pub async fn run(
         }
         None => None,
     };
-    BurstOutcome { load, server: Some(server), logs, phases }
+    BurstOutcome { load, server, logs, phases }
+}
+
+/// Lets `run_load` pause between the warm-up and the measured requests.
+pub struct WarmupGate {
+    pub warmed: oneshot::Sender<()>,
+    pub go: oneshot::Receiver<()>,
+}
+
+type Sampler = (CancellationToken, tokio::task::JoinHandle<GaugePeaks>);
+
+/// What was observed before the measured requests.
+struct Before {
+    phases: BTreeMap<&'static str, f64>,
+    idle_start: Option<Result<Scrape, ScrapeError>>,
+    before: Option<Result<Scrape, ScrapeError>>,
+    logs_from: jiff::Timestamp,
+    state_before: Result<ContainerState, String>,
+    tail_before: Result<Vec<TimedLine>, String>,
+    sampler: Option<Sampler>,
+}
+
+/// The idle window, the before snapshot, the log window's start, and the gauge sampler.
+async fn observe_before(
+    watch: Option<&ServerWatch>,
+    docker: &Option<DockerWatch>,
+    cancel: &CancellationToken,
+) -> Before {
+    let mut phases = BTreeMap::new();
+    let (mut idle_start, mut before, mut sampler) = (None, None, None);
+    if let Some(w) = watch {
+        let t = Instant::now();
+        if !w.idle_window.is_zero() {
+            let first = w.metrics.scrape().await;
+            // No point waiting out the window when the first scrape failed.
+            if first.is_ok() {
+                tokio::select! {
+                    _ = tokio::time::sleep(w.idle_window) => {}
+                    _ = cancel.cancelled() => {}
+                }
+            }
+            idle_start = Some(first);
+        }
+        phases.insert("idle_window", t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let b = w.metrics.scrape().await;
+        phases.insert("metrics_before", t.elapsed().as_secs_f64());
+        if b.is_ok() {
+            let stop = CancellationToken::new();
+            let h =
+                tokio::spawn(scrape::sample_gauges(w.metrics.clone(), w.filter.clone(), w.sample_every, stop.clone()));
+            sampler = Some((stop, h));
+        }
+        before = Some(b);
+    }
+    let t = Instant::now();
+    let (logs_from, state_before, tail_before) = logs_start(docker).await;
+    if docker.is_some() {
+        phases.insert("logs_before", t.elapsed().as_secs_f64());
+    }
+    Before { phases, idle_start, before, logs_from, state_before, tail_before, sampler }
 }
 
 /// Before the load: the window's start, the container state, the last lines.
@@ -332,6 +368,7 @@ pub async fn run_load(
     prompts: Arc<PromptSource>,
     cancel: CancellationToken,
     observer: Option<RecordObserver>,
+    gate: Option<WarmupGate>,
 ) -> LoadOutput {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let warmup = spec.warmup;
@@ -340,6 +377,10 @@ pub async fn run_load(
     if warmup > 0 {
         let c = u64::from(shared.spec.plan.max_in_flight().unwrap_or(1)).clamp(1, warmup);
         closed_loop(&shared, c, StopCondition::Requests(warmup), true, 0, Instant::now()).await;
+    }
+    if let Some(g) = gate {
+        let _ = g.warmed.send(());
+        let _ = g.go.await;
     }
 
     let threads = tokio::runtime::Handle::current().metrics().num_workers();
