@@ -22,11 +22,8 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
+/// The same choice as the daemon config's `log_format`.
+pub use crate::config::LogFormat;
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
