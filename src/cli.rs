@@ -15,9 +15,9 @@ use crate::workload::prompts::PromptArgs;
     about = "Load bursts against OpenAI-compatible LLM servers, cross-checked against the server's own numbers"
 )]
 pub struct Cli {
-    /// Log format on stderr.
-    #[arg(long, value_enum, default_value = "text", global = true)]
-    pub log_format: LogFormat,
+    /// Log format on stderr [default: text, or the config's `log_format` for `serve`].
+    #[arg(long, value_enum, global = true)]
+    pub log_format: Option<LogFormat>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -38,6 +38,39 @@ pub enum Command {
     /// Show what the parsers understood of a saved file.
     #[command(subcommand)]
     Inspect(InspectCommand),
+    /// Run the daemon: scheduled and HTTP-triggered bursts, /metrics, a JSON API, a status page.
+    Serve(ServeArgs),
+    /// Check a daemon configuration file (and the LLM_LOADTEST__* environment) and exit.
+    CheckConfig(CheckConfigArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+#[group(required = true, multiple = false)]
+pub struct ServeSource {
+    /// The daemon configuration (TOML; see config/example.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Start the built-in simulator and run the daemon against it (config/demo.toml).
+    #[arg(long)]
+    pub demo: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub source: ServeSource,
+    /// Listen address, over the config's `listen`.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// History directory, over the config's `data_dir`.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CheckConfigArgs {
+    /// The configuration file to check.
+    pub file: PathBuf,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -9,6 +9,8 @@ pub mod burst;
 pub mod cli;
 /// Daemon configuration: TOML file + LLM_LOADTEST__A__B env overrides, strict, every rule checked.
 pub mod config;
+/// `serve`: scheduled and triggered bursts, the API, /metrics, the history.
+pub mod daemon;
 /// Docker Engine API: find the server's container, read its log window.
 pub mod docker;
 /// Preflight checks of a target with a Symptom / Root cause / Evidence / Solution diagnosis.

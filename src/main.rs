@@ -11,8 +11,10 @@ use llm_loadtest::cli::{Cli, Command, LogFormat, RunArgs};
 use llm_loadtest::{doctor, report, run, sim};
 use tokio_util::sync::CancellationToken;
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LLM_LOADTEST_LOG").unwrap_or_else(|_| "warn".into());
+/// `LLM_LOADTEST_LOG` (an env-filter, e.g. `debug`) or `default_level`.
+fn init_logging(format: LogFormat, default_level: &str) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("LLM_LOADTEST_LOG").unwrap_or_else(|_| default_level.into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -29,7 +31,22 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    init_logging(cli.log_format);
+    // The daemon logs after reading its config (which may choose the format); it logs each
+    // run at info. One-shot commands log only warnings.
+    let serve_config = match &cli.command {
+        Command::Serve(args) => match load_serve_config(args) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        _ => None,
+    };
+    match &serve_config {
+        Some((config, _)) => init_logging(cli.log_format.unwrap_or(config.log_format), "info"),
+        None => init_logging(cli.log_format.unwrap_or_default(), "warn"),
+    }
     // Every stream holds a socket: lift the soft open-files limit to the hard one.
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!("could not raise the open-files limit: {e}");
@@ -54,6 +71,11 @@ fn main() -> ExitCode {
             Command::Doctor(args) => doctor::run_command(args).await,
             Command::Validate(args) => validate_command(&args),
             Command::Inspect(what) => inspect_command(&what),
+            Command::CheckConfig(args) => check_config_command(&args),
+            Command::Serve(args) => match serve_config {
+                Some((config, demo)) => serve_command(args, config, demo).await,
+                None => ExitCode::from(1),
+            },
         }
     })
 }
@@ -171,6 +193,87 @@ async fn run_command(args: RunArgs) -> ExitCode {
         code = ExitCode::from(3);
     }
     code
+}
+
+/// The config of `serve`: the file, or the demo's (its simulator is started later, in the
+/// runtime; the target URL is filled in then).
+fn load_serve_config(args: &llm_loadtest::cli::ServeArgs) -> Result<(llm_loadtest::config::Config, bool), String> {
+    match &args.source.config {
+        Some(path) => llm_loadtest::config::load(path).map(|c| (c, false)).map_err(|e| e.to_string()),
+        None => {
+            let placeholder = url::Url::parse("http://127.0.0.1:1").map_err(|e| e.to_string())?;
+            llm_loadtest::config::demo(&placeholder, "sim-model").map(|c| (c, true)).map_err(|e| e.to_string())
+        }
+    }
+}
+
+async fn serve_command(
+    args: llm_loadtest::cli::ServeArgs,
+    config: llm_loadtest::config::Config,
+    demo: bool,
+) -> ExitCode {
+    let mut config = config;
+    let mut sim = None;
+    if demo {
+        let sim_config = sim::SimConfig { log_sink: sim::LogSink::Discard, ..sim::SimConfig::default() };
+        let model = sim_config.model.clone();
+        match sim::start(sim_config, ([127, 0, 0, 1], 0).into()).await {
+            Ok(h) => {
+                let url = url::Url::parse(&h.base_url()).ok();
+                for t in &mut config.targets {
+                    if let Some(u) = &url {
+                        t.url = u.clone();
+                    }
+                    t.model = model.clone();
+                }
+                eprintln!("demo: simulator serving {model} at {}", h.base_url());
+                sim = Some(h);
+            }
+            Err(e) => {
+                eprintln!("error: could not start the simulator: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let overrides = llm_loadtest::daemon::ServeOverrides { listen: args.listen, data_dir: args.data_dir.clone() };
+    let stop = cancel_on_signal();
+    let result = llm_loadtest::daemon::serve(config, overrides, stop, |addr| {
+        eprintln!("llm-loadtest serving on http://{addr}/ (status page), /metrics, /api/v1/runs");
+    })
+    .await;
+    if let Some(h) = sim {
+        h.shutdown().await;
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn check_config_command(args: &llm_loadtest::cli::CheckConfigArgs) -> ExitCode {
+    match llm_loadtest::config::load(&args.file) {
+        Err(e) => {
+            eprintln!("error: {}: {e}", args.file.display());
+            ExitCode::from(1)
+        }
+        Ok(c) => {
+            println!("{}: OK, {} target(s)", args.file.display(), c.targets.len());
+            for t in &c.targets {
+                let schedule = match t.schedule {
+                    None => "on trigger only".to_owned(),
+                    Some(s) => format!("every {}", humantime::format_duration(s.interval)),
+                };
+                println!("  {} -> {} ({}), {schedule}", t.name, t.url, t.model);
+            }
+            for w in c.warnings() {
+                println!("warning: {w}");
+            }
+            ExitCode::SUCCESS
+        }
+    }
 }
 
 fn validate_command(args: &llm_loadtest::cli::ValidateArgs) -> ExitCode {

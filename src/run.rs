@@ -30,7 +30,7 @@ const DEFAULT_CONCURRENCY: u32 = 8;
 const DEFAULT_FIRST_TOKEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What was asked for, recorded beside what happened.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RunPlan {
     pub base_url: String,
     pub endpoint: Endpoint,
@@ -68,7 +68,7 @@ pub struct ServerSummary {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunResult {
     pub schema_version: u32,
-    pub tool_version: &'static str,
+    pub tool_version: String,
     pub run_id: String,
     pub date: String,
     pub model_id: String,
@@ -140,7 +140,86 @@ pub fn logs_validation(obs: &LogObservation, client: &ClientLogFigures, tol: &To
     }
 }
 
+/// The keys of a saved `result.json` that [`RunResult::from_saved`] reads back; the client
+/// statistics are recomputed from the records instead (`stats::compute` is pure, so they come
+/// out the same).
+#[derive(serde::Deserialize)]
+struct SavedResult {
+    schema_version: u32,
+    tool_version: String,
+    run_id: String,
+    date: String,
+    model_id: String,
+    num_prompts: u64,
+    request_rate: serde_json::Value,
+    max_concurrency: Option<u32>,
+    plan: RunPlan,
+    started_at: jiff::Timestamp,
+    ended_at: jiff::Timestamp,
+    cancelled: bool,
+    duration: f64,
+    #[serde(default)]
+    receive_lag: burst::ReceiveLag,
+    validation: Option<Validation>,
+    server: Option<ServerSummary>,
+    logs: Option<LogsSummary>,
+    #[serde(default)]
+    phases: std::collections::BTreeMap<String, f64>,
+    #[serde(default)]
+    notes: Vec<String>,
+}
+
 impl RunResult {
+    /// A result as [`save_artifacts`] wrote it (`result.json`, `requests.jsonl`) read back, for
+    /// the daemon's history after a restart. Unknown phase names are dropped.
+    pub fn from_saved(result_json: &[u8], requests_jsonl: &[u8]) -> Result<RunResult, String> {
+        let saved: SavedResult = serde_json::from_slice(result_json).map_err(|e| format!("result.json: {e}"))?;
+        if saved.schema_version != RESULT_SCHEMA_VERSION {
+            return Err(format!(
+                "result.json has schema version {}, this build reads {RESULT_SCHEMA_VERSION}",
+                saved.schema_version
+            ));
+        }
+        let mut records = Vec::new();
+        for (i, line) in requests_jsonl.split(|b| *b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let r: RequestRecord =
+                serde_json::from_slice(line).map_err(|e| format!("requests.jsonl line {}: {e}", i + 1))?;
+            records.push(r);
+        }
+        let client = stats::compute(&records, saved.duration, &saved.receive_lag, &saved.plan.goodput_slo);
+        let phases = saved
+            .phases
+            .into_iter()
+            .filter_map(|(k, v)| burst::PHASES.iter().find(|p| **p == k).map(|p| (*p, v)))
+            .collect();
+        Ok(RunResult {
+            schema_version: saved.schema_version,
+            tool_version: saved.tool_version,
+            run_id: saved.run_id,
+            date: saved.date,
+            model_id: saved.model_id,
+            num_prompts: saved.num_prompts,
+            request_rate: saved.request_rate,
+            max_concurrency: saved.max_concurrency,
+            plan: saved.plan,
+            started_at: saved.started_at,
+            ended_at: saved.ended_at,
+            cancelled: saved.cancelled,
+            client,
+            validation: saved.validation,
+            server: saved.server,
+            logs: saved.logs,
+            phases,
+            notes: saved.notes,
+            records,
+            start_instant: None,
+            snapshots: Vec::new(),
+        })
+    }
+
     /// True when no measured request ever reached the server: the run could not run.
     pub fn target_unreachable(&self) -> bool {
         self.client.num_requests > 0
@@ -416,7 +495,7 @@ pub async fn run_prepared(
     };
     RunResult {
         schema_version: RESULT_SCHEMA_VERSION,
-        tool_version: env!("CARGO_PKG_VERSION"),
+        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
         run_id,
         date: out.started_unix.strftime("%Y%m%d-%H%M%S").to_string(),
         model_id: model,

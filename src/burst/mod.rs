@@ -193,6 +193,9 @@ async fn observe_logs(
     LogObservation { container: w.container, from, to, tail_before, findings, raw, restarted }
 }
 
+/// Every phase name a burst records in [`BurstOutcome::phases`], in the order they happen.
+pub const PHASES: [&str; 6] = ["idle_window", "metrics_before", "logs_before", "load", "settle", "logs"];
+
 /// Everything a burst produced.
 pub struct BurstOutcome {
     pub load: LoadOutput,

@@ -359,6 +359,15 @@ impl TargetConfig {
     }
 }
 
+/// The rules of a workload (as for `[targets.NAME.workload]`), each problem as `key: message`
+/// with keys as the workload's own (`concurrency`, `rate`, ...). For workloads built at runtime,
+/// such as a trigger body merged over a profile.
+pub fn check_workload(w: &Workload) -> Vec<String> {
+    let mut out = Vec::new();
+    check::workload("", w, &mut out);
+    out.into_iter().map(|p| format!("{}: {}", p.key, p.message)).collect()
+}
+
 /// The text of `config/demo.toml`, the configuration of `serve --demo`.
 pub const DEMO_TOML: &str = include_str!("../../config/demo.toml");
 

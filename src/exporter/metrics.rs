@@ -75,6 +75,22 @@ pub const RUN_FAILURES: MetricDef = MetricDef {
     kind: Kind::Counter,
     labels: &["target", "reason"],
 };
+/// Scheduled ticks skipped because the target (or, without `allow_parallel_targets`, another
+/// target) was still running a burst: a schedule tighter than the bursts shows here.
+pub const SCHEDULED_RUNS_SKIPPED: MetricDef = MetricDef {
+    name: "llm_loadtest_scheduled_runs_skipped_total",
+    help: "Scheduled runs skipped because a burst was still running",
+    kind: Kind::Counter,
+    labels: T,
+};
+/// Run results the daemon could not write to its history (full disk, permissions); the run is
+/// still exported and served from memory until the next restart.
+pub const HISTORY_WRITE_ERRORS: MetricDef = MetricDef {
+    name: "llm_loadtest_history_write_errors_total",
+    help: "Run results that could not be written to the history directory",
+    kind: Kind::Counter,
+    labels: &[],
+};
 /// `llm_loadtest_build_info{version} 1`.
 pub const BUILD_INFO: MetricDef = MetricDef {
     name: "llm_loadtest_build_info",
@@ -437,12 +453,14 @@ pub const LAST_RUN_LOG_WARNING_LINES: MetricDef = MetricDef {
 };
 
 /// Every metric, in exposition order.
-pub const METRICS: [MetricDef; 47] = [
+pub const METRICS: [MetricDef; 49] = [
     BUILD_INFO,
     TARGET_INFO,
     RUNNING,
     RUNS,
     RUN_FAILURES,
+    SCHEDULED_RUNS_SKIPPED,
+    HISTORY_WRITE_ERRORS,
     LAST_RUN_TIMESTAMP,
     LAST_RUN_SUCCESS,
     LAST_RUN_PHASE_DURATION,
@@ -516,6 +534,12 @@ pub const RESULT_CANCELLED: &str = "cancelled";
 pub const RESULTS: [&str; 4] = [RESULT_SUCCESS, RESULT_WARN, RESULT_FAILED, RESULT_CANCELLED];
 /// `reason` of a run whose measured requests all failed to connect.
 pub const REASON_TARGET_UNREACHABLE: &str = "target_unreachable";
+/// The daemon could not prepare the burst (a dataset or tokenizer file vanished, ...).
+pub const REASON_INVALID_WORKLOAD: &str = "invalid_workload";
+/// A reason this build does not know (replayed from an older history).
+pub const REASON_OTHER: &str = "other";
+/// Every `reason` of `llm_loadtest_run_failures_total`.
+pub const FAILURE_REASONS: [&str; 3] = [REASON_TARGET_UNREACHABLE, REASON_INVALID_WORKLOAD, REASON_OTHER];
 /// `percentile` of the last-run latency gauges.
 pub const PERCENTILES: [&str; 3] = ["p50", "p90", "p99"];
 /// `figure` of `llm_loadtest_last_run_client_bound`.

@@ -97,6 +97,8 @@ struct Metrics {
     e2e: HistogramFamily,
     log_error_events: Family<TargetLabels, Counter>,
     log_warning_lines: Family<TargetLabels, Counter>,
+    scheduled_runs_skipped: Family<TargetLabels, Counter>,
+    history_write_errors: Counter,
 }
 
 #[derive(Debug)]
@@ -131,6 +133,8 @@ impl Exporter {
             e2e: Family::new_with_constructor(latency_histogram),
             log_error_events: Family::default(),
             log_warning_lines: Family::default(),
+            scheduled_runs_skipped: Family::default(),
+            history_write_errors: Counter::default(),
         };
         {
             let mut state = lock(&metrics.state);
@@ -191,16 +195,36 @@ impl Exporter {
     /// last-run gauges are replaced by a timestamp (now) and `last_run_success` 0. `reason`
     /// must come from a fixed set (it is a label value).
     pub fn record_failure(&self, target: &str, reason: &'static str) {
-        let m = &self.inner.metrics;
-        let mut state = lock(&m.state);
-        let Some(t) = state.get_mut(target) else {
+        if !lock(&self.inner.metrics.state).contains_key(target) {
             tracing::warn!(target_name = target, reason, "failure of an unconfigured target not exported");
             return;
-        };
+        }
+        self.record_failure_at(target, reason, jiff::Timestamp::now());
+    }
+
+    /// A scheduled tick of `target` was skipped (a burst was still running).
+    pub fn record_skipped_tick(&self, target: &str) {
+        let m = &self.inner.metrics;
+        if lock(&m.state).contains_key(target) {
+            m.scheduled_runs_skipped.get_or_create_owned(&TargetLabels { target: target.to_owned() }).inc();
+        }
+    }
+
+    /// A run result could not be written to the history.
+    pub fn record_history_write_error(&self) {
+        self.inner.metrics.history_write_errors.inc();
+    }
+
+    /// [`Exporter::record_failure`] of a failure that happened at `at` (replayed after a
+    /// restart); `reason` outside [`FAILURE_REASONS`] is recorded as `other`.
+    pub fn record_failure_at(&self, target: &str, reason: &str, at: jiff::Timestamp) {
+        let reason = FAILURE_REASONS.iter().copied().find(|r| *r == reason).unwrap_or(REASON_OTHER);
+        let m = &self.inner.metrics;
+        let mut state = lock(&m.state);
+        let Some(t) = state.get_mut(target) else { return };
         m.runs.get_or_create_owned(&RunLabels { target: target.to_owned(), result: RESULT_FAILED }).inc();
         m.run_failures.get_or_create_owned(&FailureLabels { target: target.to_owned(), reason }).inc();
-        let now = jiff::Timestamp::now();
-        t.last = last_run::failed_series(target, last_run::epoch_seconds(now));
+        t.last = last_run::failed_series(target, last_run::epoch_seconds(at));
     }
 
     /// `llm_loadtest_running{target}`: set to true when a burst starts, false when it ends.
@@ -257,6 +281,12 @@ impl Exporter {
     }
 }
 
+/// `result` label of a run (`success`, `warn`, `failed`, `cancelled`), as
+/// [`Exporter::record_run`] counts it.
+pub fn run_result_label(result: &RunResult) -> &'static str {
+    last_run::classify(result).0
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -268,13 +298,20 @@ impl Metrics {
         for result in RESULTS {
             self.runs.get_or_create_owned(&RunLabels { target: target.clone(), result });
         }
-        let reason = REASON_TARGET_UNREACHABLE;
-        self.run_failures.get_or_create_owned(&FailureLabels { target: target.clone(), reason });
+        for reason in FAILURE_REASONS {
+            self.run_failures.get_or_create_owned(&FailureLabels { target: target.clone(), reason });
+        }
         for outcome in crate::burst::Outcome::ALL {
             self.requests.get_or_create_owned(&OutcomeLabels { target: target.clone(), outcome: outcome.as_label() });
         }
         let tl = TargetLabels { target };
-        for f in [&self.prompt_tokens, &self.output_tokens, &self.log_error_events, &self.log_warning_lines] {
+        for f in [
+            &self.prompt_tokens,
+            &self.output_tokens,
+            &self.log_error_events,
+            &self.log_warning_lines,
+            &self.scheduled_runs_skipped,
+        ] {
             f.get_or_create_owned(&tl);
         }
         for f in [&self.ttft, &self.itl, &self.tpot, &self.e2e] {
@@ -296,6 +333,8 @@ impl Metrics {
             n if n == E2E_LATENCY.name => &self.e2e,
             n if n == LOG_ERROR_EVENTS.name => &self.log_error_events,
             n if n == LOG_WARNING_LINES.name => &self.log_warning_lines,
+            n if n == SCHEDULED_RUNS_SKIPPED.name => &self.scheduled_runs_skipped,
+            n if n == HISTORY_WRITE_ERRORS.name => &self.history_write_errors,
             _ => return None,
         };
         Some(f)

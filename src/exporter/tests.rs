@@ -127,8 +127,9 @@ fn never_ran_targets_have_explicit_series() {
         for result in RESULTS {
             assert_eq!(val(&x, "llm_loadtest_runs_total", &[("target", t), ("result", result)]), 0.0);
         }
-        let reason = REASON_TARGET_UNREACHABLE;
-        assert_eq!(val(&x, "llm_loadtest_run_failures_total", &[("target", t), ("reason", reason)]), 0.0);
+        for reason in FAILURE_REASONS {
+            assert_eq!(val(&x, "llm_loadtest_run_failures_total", &[("target", t), ("reason", reason)]), 0.0);
+        }
         for o in Outcome::ALL {
             assert_eq!(val(&x, "llm_loadtest_requests_total", &[("target", t), ("outcome", o.as_label())]), 0.0);
         }
@@ -294,7 +295,7 @@ fn counters_only_increase() {
         match step {
             0 => e.record_run("a", sim_result()),
             1 => e.record_run("a", &warn),
-            2 => e.record_failure("a", "config_error"),
+            2 => e.record_failure("a", "invalid_workload"),
             _ => e.record_run("a", &unreachable),
         }
         snapshots.push(monotonic_samples(&parsed(&e)));
@@ -310,7 +311,7 @@ fn counters_only_increase() {
     let runs = |result| val(&x, "llm_loadtest_runs_total", &[("target", "a"), ("result", result)]);
     assert_eq!((runs("success"), runs("warn"), runs("failed"), runs("cancelled")), (1.0, 1.0, 2.0, 0.0));
     let fail = |reason| val(&x, "llm_loadtest_run_failures_total", &[("target", "a"), ("reason", reason)]);
-    assert_eq!((fail("config_error"), fail("target_unreachable")), (1.0, 1.0));
+    assert_eq!((fail("invalid_workload"), fail("target_unreachable")), (1.0, 1.0));
     let c = &sim_result().client;
     assert_eq!(val(&x, "llm_loadtest_requests_total", &[("target", "a"), ("outcome", "ok")]), 48.0);
     assert_eq!(val(&x, "llm_loadtest_output_tokens_total", &[("target", "a")]), 2.0 * c.total_output_tokens as f64);
@@ -409,11 +410,11 @@ fn a_failure_counts_and_clears_the_last_run() {
     let e = exporter();
     e.record_run("a", sim_result());
     let before = jiff::Timestamp::now().as_millisecond() as f64 / 1e3;
-    e.record_failure("a", "config_error");
+    e.record_failure("a", "invalid_workload");
     let x = parsed(&e);
     let a = [("target", "a")];
     assert_eq!(val(&x, "llm_loadtest_runs_total", &[("target", "a"), ("result", "failed")]), 1.0);
-    assert_eq!(val(&x, "llm_loadtest_run_failures_total", &[("target", "a"), ("reason", "config_error")]), 1.0);
+    assert_eq!(val(&x, "llm_loadtest_run_failures_total", &[("target", "a"), ("reason", "invalid_workload")]), 1.0);
     assert_eq!(val(&x, "llm_loadtest_last_run_success", &a), 0.0);
     let ts = val(&x, "llm_loadtest_last_run_timestamp_seconds", &a);
     assert!(ts >= before - 0.001 && ts < before + 60.0, "{ts} vs {before}");
@@ -445,11 +446,16 @@ fn cancelled_and_unreachable_runs() {
 fn unknown_targets_are_ignored() {
     let e = exporter();
     e.record_run("intruder", sim_result());
-    e.record_failure("intruder", "config_error");
+    e.record_failure("intruder", "invalid_workload");
     e.set_running("intruder", true);
     let x = parsed(&e);
     assert!(samples_of(&x).iter().all(|(_, l, _)| l.get("target") != Some("intruder")));
-    assert!(samples_of(&x).iter().all(|(_, l, _)| l.get("reason") != Some("config_error")));
+    // The configured targets' zero series have every reason; none counts the intruder's failure.
+    assert!(
+        samples_of(&x).iter().all(|(n, l, v)| !(n.as_str() == "llm_loadtest_run_failures_total"
+            && l.get("reason").is_some()
+            && *v != 0.0))
+    );
 }
 
 #[test]
@@ -625,7 +631,10 @@ fn definitions_follow_the_conventions() {
         assert!(METRICS[..i].iter().all(|d| d.name != n), "{n} defined twice");
         assert!(def.labels.iter().all(|l| allowed_labels.contains(l)), "{n}: {:?}", def.labels);
         let target_first = def.labels.first() == Some(&"target");
-        assert!(target_first || *def == BUILD_INFO, "{n}: target is the first label");
+        assert!(
+            target_first || *def == BUILD_INFO || *def == HISTORY_WRITE_ERRORS,
+            "{n}: target is the first label (daemon-wide metrics have none)"
+        );
     }
 }
 
@@ -636,7 +645,7 @@ fn label_values_stay_in_bounded_sets() {
     set_status(&mut warn, "e2e_latency_mean_ms", Status::Warn, Some(12.0));
     e.record_run("a", &full_result());
     e.record_run("b", &warn);
-    e.record_failure("b", "config_error");
+    e.record_failure("b", "invalid_workload");
     e.record_run("b", &warn);
     let x = parsed(&e);
     let outcomes: Vec<&str> = Outcome::ALL.iter().map(|o| o.as_label()).collect();
@@ -664,7 +673,7 @@ fn label_values_stay_in_bounded_sets() {
                 "model" => ["sim-model", "other/model"].contains(&v),
                 "version" => v == VERSION,
                 "result" => RESULTS.contains(&v),
-                "reason" => [REASON_TARGET_UNREACHABLE, "config_error"].contains(&v),
+                "reason" => FAILURE_REASONS.contains(&v),
                 "outcome" => outcomes.contains(&v),
                 "phase" => phases.contains(&v),
                 "percentile" => PERCENTILES.contains(&v),

@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use rand_distr::{Distribution, Exp};
 
 /// How requests arrive.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ArrivalPlan {
     /// Closed loop: exactly `concurrency` requests in flight; a request starts
@@ -24,7 +24,7 @@ pub enum ArrivalPlan {
 /// When a burst stops issuing new requests. Requests in flight at the end of
 /// a duration still finish (bounded by the request timeout), as in
 /// `vllm bench serve`.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StopCondition {
     Requests(u64),
@@ -35,6 +35,11 @@ pub enum StopCondition {
 mod duration_secs {
     pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+        let secs = <f64 as serde::Deserialize>::deserialize(d)?;
+        std::time::Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
     }
 }
 

@@ -1,0 +1,324 @@
+//! `llm-loadtest serve`: the long-running exporter.
+//!
+//! The daemon owns the configuration, the [`Exporter`], the [`History`] and
+//! the set of targets with a burst in flight. Bursts start from the scheduler
+//! ([`schedule`]) or the API ([`api`]) through one door, [`Daemon::start_run`],
+//! which enforces one burst per target (and one daemon-wide unless
+//! `allow_parallel_targets`), builds the burst exactly as `llm-loadtest run`
+//! would from the target's profile, and spawns it. When a burst ends its
+//! result is exported and written to the history; a write error is counted
+//! and logged, never fatal.
+//!
+//! Shutdown (SIGTERM/SIGINT): the listener stops accepting, bursts in flight
+//! are cancelled and recorded as `cancelled` with their partial results, then
+//! the process exits.
+
+pub mod api;
+pub mod history;
+pub mod page;
+pub mod schedule;
+pub mod trigger;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::cli::{Cli, Command, RunArgs};
+use crate::config::{Config, TargetConfig, Workload};
+use crate::exporter::{self, Exporter};
+use history::{Failure, History, Replay};
+
+/// How long shutdown waits for cancelled bursts to record their partial results.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Why a burst did not start.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StartError {
+    #[error("unknown target {0:?}: triggers run configured targets only")]
+    UnknownTarget(String),
+    #[error("{0}")]
+    Busy(String),
+    #[error("{0}")]
+    BadBody(String),
+    #[error("the burst could not be prepared: {0}")]
+    Prepare(String),
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+}
+
+/// Who started a burst (kept in the history listing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    Schedule,
+    Api,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Api => "api",
+        }
+    }
+}
+
+pub struct Daemon {
+    pub config: Config,
+    pub exporter: Exporter,
+    pub history: History,
+    /// The trigger API's bearer token, read once at start.
+    token: Option<String>,
+    /// Targets with a burst in flight.
+    running: Mutex<BTreeSet<String>>,
+    pub shutdown: CancellationToken,
+    tasks: TaskTracker,
+    pub started: Instant,
+}
+
+/// Removes a target from the running set however its task ends (panics included).
+struct RunningGuard {
+    daemon: Arc<Daemon>,
+    target: String,
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.daemon.exporter.set_running(&self.target, false);
+        lock(&self.daemon.running).remove(&self.target);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Daemon {
+    /// Read the history, replay it into a new exporter. Problems with single stored runs are
+    /// logged and skipped; only an unusable data directory or token file is an error.
+    pub fn new(config: Config) -> Result<Arc<Daemon>, String> {
+        let token = config.auth.read_token().map_err(|e| format!("auth: {e}"))?;
+        let loaded = History::open(&config.data_dir, config.history.max_runs, config.history.max_age)?;
+        for p in &loaded.problems {
+            tracing::warn!("history: skipped a stored run: {p}");
+        }
+        let targets: Vec<(String, String)> = config.targets.iter().map(|t| (t.name.clone(), t.model.clone())).collect();
+        let exporter = Exporter::new(&targets, env!("CARGO_PKG_VERSION"));
+        let mut replayed = 0;
+        for (target, r) in &loaded.replay {
+            if config.target(target).is_none() {
+                continue;
+            }
+            match r {
+                Replay::Run(r) => exporter.record_run(target, r),
+                Replay::Failure(f) => exporter.record_failure_at(target, &f.reason, f.at),
+            }
+            replayed += 1;
+        }
+        tracing::info!(runs = replayed, data_dir = %config.data_dir.display(), "history loaded");
+        Ok(Arc::new(Daemon {
+            config,
+            exporter,
+            history: loaded.history,
+            token,
+            running: Mutex::new(BTreeSet::new()),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            started: Instant::now(),
+        }))
+    }
+
+    pub fn is_running(&self, target: &str) -> bool {
+        lock(&self.running).contains(target)
+    }
+
+    /// Start a burst on `target` (with a trigger body's overrides, if any) and return its run
+    /// id at once; the burst runs in the background.
+    pub fn start_run(
+        self: &Arc<Self>,
+        target: &str,
+        body: Option<&[u8]>,
+        trigger: Trigger,
+    ) -> Result<String, StartError> {
+        if self.shutdown.is_cancelled() {
+            return Err(StartError::ShuttingDown);
+        }
+        let Some(t) = self.config.target(target) else {
+            return Err(StartError::UnknownTarget(target.to_owned()));
+        };
+        let workload = match body {
+            None => t.workload.clone(),
+            Some(b) => trigger::apply(b, &t.workload, &self.config.limits).map_err(StartError::BadBody)?,
+        };
+        let mut running = lock(&self.running);
+        if running.contains(target) {
+            return Err(StartError::Busy(format!("target {target:?} is already running a burst")));
+        }
+        if !self.config.allow_parallel_targets
+            && let Some(other) = running.iter().next()
+        {
+            return Err(StartError::Busy(format!(
+                "target {other:?} is running a burst and allow_parallel_targets is false"
+            )));
+        }
+        let run_id = crate::run::new_run_id();
+        let prepared = run_args(t, &workload)
+            .and_then(|args| crate::run::prepare(&args, &t.url, &t.model, &run_id).map_err(|e| e.to_string()));
+        let mut prepared = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                drop(running);
+                self.record_failure(target, &run_id, trigger, exporter::REASON_INVALID_WORKLOAD, &e);
+                return Err(StartError::Prepare(e));
+            }
+        };
+        prepared.tolerances = t.tolerances.clone();
+        running.insert(target.to_owned());
+        drop(running);
+        self.exporter.set_running(target, true);
+        let guard = RunningGuard { daemon: self.clone(), target: target.to_owned() };
+        let cancel = self.shutdown.child_token();
+        let id = run_id.clone();
+        self.tasks.spawn(async move {
+            let daemon = guard.daemon.clone();
+            let target = guard.target.clone();
+            let result = crate::run::run_prepared(prepared, id, cancel, None).await;
+            daemon.exporter.record_run(&target, &result);
+            let verdict = result.validation.as_ref().map(|v| format!("{:?}", v.overall));
+            tracing::info!(
+                target_name = %target,
+                run_id = %result.run_id,
+                trigger = trigger.as_str(),
+                result = exporter::run_result_label(&result),
+                completed = result.client.completed,
+                failed = result.client.failed,
+                verdict = verdict.as_deref().unwrap_or("none"),
+                "run finished"
+            );
+            let history = daemon.clone();
+            let saved = tokio::task::spawn_blocking(move || {
+                let r = history.history.add_result(&target, trigger.as_str(), &result);
+                (r, result.run_id)
+            })
+            .await;
+            match saved {
+                Ok((Ok(()), _)) => {}
+                Ok((Err(e), run_id)) => {
+                    daemon.exporter.record_history_write_error();
+                    tracing::error!(run_id, "the run result could not be written to the history: {e}");
+                }
+                Err(e) => {
+                    daemon.exporter.record_history_write_error();
+                    tracing::error!("writing the run result panicked: {e}");
+                }
+            }
+            drop(guard);
+        });
+        Ok(run_id)
+    }
+
+    fn record_failure(&self, target: &str, run_id: &str, trigger: Trigger, reason: &'static str, error: &str) {
+        tracing::error!(target_name = target, run_id, reason, "run could not start: {error}");
+        self.exporter.record_failure(target, reason);
+        let f = Failure {
+            run_id: run_id.to_owned(),
+            target: target.to_owned(),
+            trigger: trigger.as_str().to_owned(),
+            at: jiff::Timestamp::now(),
+            reason: reason.to_owned(),
+            error: error.to_owned(),
+        };
+        if let Err(e) = self.history.add_failure(&f) {
+            self.exporter.record_history_write_error();
+            tracing::error!(run_id, "the failure could not be written to the history: {e}");
+        }
+    }
+
+    /// Cancel bursts in flight and wait (up to [`SHUTDOWN_GRACE`]) for their partial results
+    /// to be exported and written.
+    pub async fn stop(&self) {
+        self.shutdown.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait()).await.is_err() {
+            tracing::error!("bursts did not finish within {SHUTDOWN_GRACE:?} of shutdown; exiting anyway");
+        }
+    }
+}
+
+/// The `llm-loadtest run` arguments of a burst of `target` with `workload`.
+pub fn run_args(target: &TargetConfig, workload: &Workload) -> Result<RunArgs, String> {
+    let mut argv: Vec<String> = vec!["llm-loadtest".into(), "run".into()];
+    argv.extend(["--target".into(), target.url.to_string(), "--model".into(), target.model.clone()]);
+    argv.extend(workload.to_run_flags());
+    if let Some(u) = &target.metrics_url {
+        argv.extend(["--metrics-url".into(), u.to_string()]);
+    }
+    if let Some(c) = &target.container {
+        argv.extend(["--container".into(), c.clone()]);
+    }
+    if let Some(f) = &target.api_key_file {
+        argv.extend(["--api-key-file".into(), f.to_string_lossy().into_owned()]);
+    }
+    if target.skip_validation {
+        argv.push("--skip-validation".into());
+    }
+    argv.push("--quiet".into());
+    let cli = Cli::try_parse_from(&argv).map_err(|e| e.to_string())?;
+    match cli.command {
+        Command::Run(args) => Ok(*args),
+        _ => Err("internal error: not a run command".into()),
+    }
+}
+
+/// Where `serve` listens and keeps its history, after `--listen` / `--data-dir`.
+pub struct ServeOverrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Run the daemon until `stop` is cancelled (the binary cancels it on SIGTERM/SIGINT).
+/// `on_listening` gets the bound address (port 0 in tests picks a free one).
+pub async fn serve(
+    mut config: Config,
+    overrides: ServeOverrides,
+    stop: CancellationToken,
+    on_listening: impl FnOnce(SocketAddr),
+) -> Result<(), String> {
+    if let Some(l) = overrides.listen {
+        config.listen = l;
+    }
+    if let Some(d) = overrides.data_dir {
+        config.data_dir = d;
+    }
+    for w in config.warnings() {
+        tracing::warn!("{w}");
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let daemon = Daemon::new(config)?;
+    tracing::info!(listen = %addr, targets = daemon.config.targets.len(), "serving");
+    on_listening(addr);
+    for t in &daemon.config.targets {
+        if let Some(s) = t.schedule {
+            tokio::spawn(schedule::run(daemon.clone(), t.name.clone(), s));
+        }
+    }
+    let app = api::router(daemon.clone());
+    let shutdown = daemon.shutdown.clone();
+    tokio::spawn(async move {
+        stop.cancelled().await;
+        shutdown.cancel();
+    });
+    let shutdown = daemon.shutdown.clone();
+    let served = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
+    // Bursts in flight are cancelled and recorded before the process exits.
+    daemon.stop().await;
+    served.map_err(|e| format!("the HTTP server failed: {e}"))
+}

@@ -1,0 +1,397 @@
+//! The daemon in-process against the simulator: schedules, the trigger API's
+//! answers, /metrics after runs, the history across a restart, shutdown with a
+//! burst in flight, and the faults it must survive (target down, /metrics down,
+//! history not writable).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use llm_loadtest::config::{self, Config};
+use llm_loadtest::daemon::{self, ServeOverrides};
+use llm_loadtest::sim::{LatencyDist, SimConfig};
+use tokio_util::sync::CancellationToken;
+
+mod common;
+
+/// A daemon serving on a free loopback port until `stop`.
+struct Running {
+    base: String,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+impl Running {
+    async fn start(config: Config) -> Running {
+        let stop = CancellationToken::new();
+        let (tx, rx) = tokio::sync::oneshot::channel::<SocketAddr>();
+        let s = stop.clone();
+        let overrides = ServeOverrides { listen: Some(([127, 0, 0, 1], 0).into()), data_dir: None };
+        let task = tokio::spawn(async move {
+            daemon::serve(config, overrides, s, move |addr| {
+                let _ = tx.send(addr);
+            })
+            .await
+        });
+        let addr = rx.await.expect("the daemon did not start");
+        Running { base: format!("http://{addr}"), stop, task }
+    }
+
+    async fn shutdown(self) {
+        self.stop.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+fn config(toml: &str, data_dir: &Path) -> Config {
+    let mut c = config::load_from_str(toml, &[]).unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    c.data_dir = data_dir.to_owned();
+    c
+}
+
+/// A short burst profile against `url`; `extra` is appended to the target table.
+fn target_toml(name: &str, url: &str, requests: u32, extra: &str) -> String {
+    format!(
+        r#"
+[targets.{name}]
+url = "{url}"
+model = "sim-model"
+{extra}
+[targets.{name}.workload]
+requests = {requests}
+concurrency = 4
+max_tokens = 8
+input_tokens = 16
+idle_window = "0s"
+settle_timeout = "2s"
+"#
+    )
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(20)).build().unwrap()
+}
+
+async fn get_json(url: &str) -> serde_json::Value {
+    let r = http().get(url).send().await.unwrap();
+    assert!(r.status().is_success(), "{url}: {}", r.status());
+    r.json().await.unwrap()
+}
+
+async fn post(url: &str, body: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+    let mut req = http().post(url).body(body.to_owned());
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+}
+
+/// Wait until the run is in the history and no burst is running on its target.
+async fn wait_run(d: &Running, target: &str, run_id: &str) -> serde_json::Value {
+    for _ in 0..300 {
+        let t = get_json(&d.url("/api/v1/targets")).await;
+        let busy = t["targets"].as_array().unwrap().iter().any(|x| x["name"] == target && x["running"] == true);
+        let runs = get_json(&d.url(&format!("/api/v1/runs?target={target}"))).await;
+        let found = runs["runs"].as_array().unwrap().iter().find(|r| r["run_id"] == run_id).cloned();
+        if let (false, Some(r)) = (busy, found) {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("run {run_id} did not finish");
+}
+
+async fn metrics(d: &Running) -> String {
+    http().get(d.url("/metrics")).send().await.unwrap().text().await.unwrap()
+}
+
+/// The value of the sample `name{labels}` (labels given in any order; all must match).
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let exposition = llm_loadtest::promtext::parse(text);
+    exposition
+        .families
+        .iter()
+        .flat_map(|f| f.samples.iter())
+        .find_map(|s| (&*s.name == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))).then_some(s.value))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trigger_api_answers_as_specified() {
+    // A slow simulator keeps the first burst running while the conflicts are tried.
+    let sim =
+        common::sim_with(SimConfig { ttft: LatencyDist::Fixed(Duration::from_millis(300)), ..SimConfig::default() })
+            .await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[auth]\ntoken = \"s3cret\"\n[limits]\nmax_requests = 50\n{}{}",
+        target_toml("sim", &sim.base_url(), 8, ""),
+        target_toml("other", &sim.base_url(), 4, "")
+    );
+    let d = Running::start(config(&toml, dir.path())).await;
+    let runs = d.url("/api/v1/targets/sim/runs");
+
+    // 401 without or with a wrong token, and nothing started.
+    let (s, v) = post(&runs, "", None).await;
+    assert_eq!(s, 401, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("bearer token"));
+    assert_eq!(post(&runs, "", Some("wrong")).await.0, 401);
+    assert_eq!(get_json(&d.url("/api/v1/runs")).await["runs"].as_array().unwrap().len(), 0);
+
+    // 404 for an unknown target, 400 for bad bodies (each with its reason).
+    let (s, v) = post(&d.url("/api/v1/targets/nope/runs"), "", Some("s3cret")).await;
+    assert_eq!(s, 404, "{v}");
+    for (body, why) in [
+        ("{not json", "bad trigger body"),
+        (r#"{"url": "http://127.0.0.1:1"}"#, "unknown field `url`"),
+        (r#"{"requests": 51}"#, "limits.max_requests"),
+        (r#"{"concurrency": 0}"#, "concurrency: must be at least 1"),
+    ] {
+        let (s, v) = post(&runs, body, Some("s3cret")).await;
+        assert_eq!(s, 400, "{body}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(why), "{body}: {v}");
+    }
+    // 413 for a body over the limit.
+    let big = format!(r#"{{"seed": 1{}}}"#, " ".repeat(20_000));
+    assert_eq!(post(&runs, &big, Some("s3cret")).await.0, 413);
+
+    // 202 with the run id; then 409 while it runs, on it and (no parallel targets) on another.
+    let (s, v) = post(&runs, r#"{"requests": 12}"#, Some("s3cret")).await;
+    assert_eq!(s, 202, "{v}");
+    let run_id = v["run_id"].as_str().unwrap().to_owned();
+    assert_eq!(v["status_url"], format!("/api/v1/runs/{run_id}"));
+    let (s, v) = post(&runs, "", Some("s3cret")).await;
+    assert_eq!(s, 409, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("already running"));
+    let (s, v) = post(&d.url("/api/v1/targets/other/runs"), "", Some("s3cret")).await;
+    assert_eq!(s, 409, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("allow_parallel_targets"));
+
+    // The run is listed and served whole, with the body's override applied.
+    let summary = wait_run(&d, "sim", &run_id).await;
+    assert_eq!(summary["trigger"], "api");
+    assert_eq!(summary["completed"], 12);
+    let full = get_json(&d.url(&format!("/api/v1/runs/{run_id}"))).await;
+    assert_eq!(full["run_id"], run_id.as_str());
+    assert_eq!(full["completed"], 12);
+    assert!(full["validation"]["prometheus"]["comparisons"].is_array());
+
+    // Reading: limits and unknown things.
+    let r = http().get(d.url("/api/v1/runs?limit=0")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = http().get(d.url("/api/v1/runs?limti=3")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = http().get(d.url("/api/v1/runs?target=nope")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    for id in ["20990101T000000Z-000000", "..%2F..%2Fetc%2Fpasswd", "a.b"] {
+        let r = http().get(d.url(&format!("/api/v1/runs/{id}"))).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{id}");
+    }
+    assert_eq!(http().get(d.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(http().get(d.url("/readyz")).send().await.unwrap().status(), 200);
+    d.shutdown().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_hold_the_run_and_the_history_survives_a_restart() {
+    let sim = common::sim_with(SimConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = target_toml("sim", &sim.base_url(), 20, "") + &target_toml("idle", "http://127.0.0.1:9", 4, "");
+    let d = Running::start(config(&toml, dir.path())).await;
+    let (s, v) = post(&d.url("/api/v1/targets/sim/runs"), "", None).await;
+    assert_eq!(s, 202, "{v}");
+    let run_id = v["run_id"].as_str().unwrap().to_owned();
+    wait_run(&d, "sim", &run_id).await;
+    let full = get_json(&d.url(&format!("/api/v1/runs/{run_id}"))).await;
+
+    // OpenMetrics when asked for it (as Prometheus does), classic text otherwise.
+    let r = http()
+        .get(d.url("/metrics"))
+        .header("accept", "application/openmetrics-text;version=1.0.0,text/plain;q=0.5")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    assert!(r.text().await.unwrap().ends_with("# EOF\n"));
+    let before = metrics(&d).await;
+    let t = [("target", "sim")];
+    let val = |name: &str, extra: &[(&str, &str)]| {
+        let labels: Vec<(&str, &str)> = t.iter().chain(extra).copied().collect();
+        sample(&before, name, &labels).unwrap_or_else(|| panic!("{name}{extra:?} missing:\n{before}"))
+    };
+    assert_eq!(val("llm_loadtest_runs_total", &[("result", "success")]), 1.0);
+    assert_eq!(val("llm_loadtest_requests_total", &[("outcome", "ok")]), 20.0);
+    assert_eq!(val("llm_loadtest_prompt_tokens_total", &[]), full["total_input_tokens"].as_f64().unwrap());
+    assert_eq!(val("llm_loadtest_output_tokens_total", &[]), full["total_output_tokens"].as_f64().unwrap());
+    assert_eq!(val("llm_loadtest_ttft_seconds_count", &[]), 20.0);
+    assert_eq!(val("llm_loadtest_last_run_success", &[]), 1.0);
+    assert_eq!(val("llm_loadtest_validation_status", &[("check", "request_count"), ("status", "PASS")]), 1.0);
+    assert_eq!(val("llm_loadtest_last_run_completed_requests", &[("source", "server")]), 20.0);
+    let p50 = val("llm_loadtest_last_run_ttft_seconds", &[("percentile", "p50")]);
+    assert!((p50 * 1e3 - full["median_ttft_ms"].as_f64().unwrap()).abs() < 1e-6);
+    assert_eq!(sample(&before, "llm_loadtest_runs_total", &[("target", "idle"), ("result", "success")]), Some(0.0));
+    d.shutdown().await;
+
+    // A new daemon on the same directory: same history, same counters, same last-run gauges.
+    let d = Running::start(config(&toml, dir.path())).await;
+    let runs = get_json(&d.url("/api/v1/runs")).await;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(runs["runs"][0]["run_id"], run_id.as_str());
+    assert_eq!(get_json(&d.url(&format!("/api/v1/runs/{run_id}"))).await, full);
+    let after = metrics(&d).await;
+    for (name, labels) in [
+        ("llm_loadtest_runs_total", vec![("result", "success")]),
+        ("llm_loadtest_requests_total", vec![("outcome", "ok")]),
+        ("llm_loadtest_prompt_tokens_total", vec![]),
+        ("llm_loadtest_output_tokens_total", vec![]),
+        ("llm_loadtest_ttft_seconds_count", vec![]),
+        ("llm_loadtest_ttft_seconds_sum", vec![]),
+        ("llm_loadtest_itl_seconds_count", vec![]),
+        ("llm_loadtest_last_run_ttft_seconds", vec![("percentile", "p99")]),
+        ("llm_loadtest_validation_drift_ratio", vec![("check", "prompt_tokens")]),
+        ("llm_loadtest_last_run_timestamp_seconds", vec![]),
+    ] {
+        let labels: Vec<(&str, &str)> = t.iter().copied().chain(labels).collect();
+        let (b, a) = (sample(&before, name, &labels), sample(&after, name, &labels));
+        assert!(b.is_some(), "{name}{labels:?} missing before the restart");
+        assert_eq!(a, b, "{name}{labels:?} after the restart");
+    }
+    // A second run counts on from the restored values.
+    let (s, v) = post(&d.url("/api/v1/targets/sim/runs"), r#"{"requests": 5}"#, None).await;
+    assert_eq!(s, 202, "{v}");
+    wait_run(&d, "sim", v["run_id"].as_str().unwrap()).await;
+    let m = metrics(&d).await;
+    assert_eq!(sample(&m, "llm_loadtest_requests_total", &[("target", "sim"), ("outcome", "ok")]), Some(25.0));
+    assert_eq!(sample(&m, "llm_loadtest_runs_total", &[("target", "sim"), ("result", "success")]), Some(2.0));
+    d.shutdown().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_fire_skip_when_busy_and_retention_prunes() {
+    let sim =
+        common::sim_with(SimConfig { ttft: LatencyDist::Fixed(Duration::from_millis(100)), ..SimConfig::default() })
+            .await;
+    let dir = tempfile::tempdir().unwrap();
+    // Two targets every second, bursts of about a second, one burst at a time daemon-wide:
+    // some ticks find the other target busy and are skipped.
+    let schedule = "[targets.T.schedule]\ninterval = \"1s\"\n";
+    let toml = format!(
+        "[history]\nmax_runs = 3\n{}{}{}{}",
+        target_toml("a", &sim.base_url(), 8, ""),
+        schedule.replace('T', "a"),
+        target_toml("b", &sim.base_url(), 8, ""),
+        schedule.replace('T', "b"),
+    );
+    let d = Running::start(config(&toml, dir.path())).await;
+    let mut m = String::new();
+    for _ in 0..200 {
+        m = metrics(&d).await;
+        let runs = |t| sample(&m, "llm_loadtest_runs_total", &[("target", t), ("result", "success")]).unwrap();
+        let skipped = |t| sample(&m, "llm_loadtest_scheduled_runs_skipped_total", &[("target", t)]).unwrap();
+        if runs("a") >= 4.0 && runs("b") >= 4.0 && skipped("a") + skipped("b") >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let runs = |t| sample(&m, "llm_loadtest_runs_total", &[("target", t), ("result", "success")]).unwrap();
+    assert!(runs("a") >= 4.0 && runs("b") >= 4.0, "{m}");
+    let skipped = |t| sample(&m, "llm_loadtest_scheduled_runs_skipped_total", &[("target", t)]).unwrap();
+    assert!(skipped("a") + skipped("b") >= 1.0, "{m}");
+    // Retention: at most 3 runs per target listed and on disk.
+    d.shutdown().await;
+    for t in ["a", "b"] {
+        let n = std::fs::read_dir(dir.path().join("runs").join(t)).unwrap().count();
+        assert_eq!(n, 3, "{t}");
+    }
+    let d = Running::start(config(&toml.replace("interval = \"1s\"", "interval = \"1h\""), dir.path())).await;
+    let runs = get_json(&d.url("/api/v1/runs?target=a&limit=100")).await;
+    assert!(runs["runs"].as_array().unwrap().len() <= 4, "{runs}");
+    d.shutdown().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_cancels_the_burst_in_flight_and_keeps_its_partial_result() {
+    let sim =
+        common::sim_with(SimConfig { itl: LatencyDist::Fixed(Duration::from_millis(50)), ..SimConfig::default() })
+            .await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = target_toml("sim", &sim.base_url(), 4, "");
+    let d = Running::start(config(&toml, dir.path())).await;
+    let (s, v) = post(&d.url("/api/v1/targets/sim/runs"), r#"{"duration": "60s"}"#, None).await;
+    assert_eq!(s, 202, "{v}");
+    let run_id = v["run_id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let t0 = std::time::Instant::now();
+    d.shutdown().await;
+    assert!(t0.elapsed() < Duration::from_secs(20), "shutdown took {:?}", t0.elapsed());
+    let d = Running::start(config(&toml, dir.path())).await;
+    let full = get_json(&d.url(&format!("/api/v1/runs/{run_id}"))).await;
+    assert_eq!(full["cancelled"], true);
+    assert!(full["completed"].as_u64().unwrap() > 0, "the partial result keeps what completed");
+    let m = metrics(&d).await;
+    assert_eq!(sample(&m, "llm_loadtest_runs_total", &[("target", "sim"), ("result", "cancelled")]), Some(1.0));
+    d.shutdown().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_are_recorded_and_the_daemon_keeps_serving() {
+    let sim = common::sim_with(SimConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Target down (nothing listens on port 9), /metrics down, and a history that cannot be written.
+    let toml = target_toml("down", "http://127.0.0.1:9", 4, "")
+        + &target_toml("nometrics", &sim.base_url(), 4, "metrics_url = \"http://127.0.0.1:9/metrics\"")
+        + &target_toml("nodisk", &sim.base_url(), 4, "");
+    std::fs::create_dir_all(dir.path().join("runs")).unwrap();
+    std::fs::write(dir.path().join("runs").join("nodisk"), "a file where the directory should be").unwrap();
+    let mut c = config(&toml, dir.path());
+    c.allow_parallel_targets = true;
+    let d = Running::start(c).await;
+    let mut ids = Vec::new();
+    for t in ["down", "nometrics", "nodisk"] {
+        let (s, v) = post(&d.url(&format!("/api/v1/targets/{t}/runs")), "", None).await;
+        assert_eq!(s, 202, "{t}: {v}");
+        ids.push((t, v["run_id"].as_str().unwrap().to_owned()));
+    }
+    let mut summaries = Vec::new();
+    for (t, id) in &ids {
+        summaries.push(wait_run(&d, t, id).await);
+    }
+    let m = metrics(&d).await;
+    // Target down: a failed run with its reason.
+    assert_eq!(summaries[0]["result"], "failed");
+    assert_eq!(sample(&m, "llm_loadtest_runs_total", &[("target", "down"), ("result", "failed")]), Some(1.0));
+    let unreachable = [("target", "down"), ("reason", "target_unreachable")];
+    assert_eq!(sample(&m, "llm_loadtest_run_failures_total", &unreachable), Some(1.0));
+    assert_eq!(sample(&m, "llm_loadtest_last_run_success", &[("target", "down")]), Some(0.0));
+    // /metrics down: the run ran; the Prometheus section skipped with the reason.
+    let full = get_json(&d.url(&format!("/api/v1/runs/{}", ids[1].1))).await;
+    assert_eq!(full["completed"], 4);
+    let prom = &full["validation"]["prometheus"];
+    assert_eq!(prom["status"], "SKIP", "{prom}");
+    let section = [("target", "nometrics"), ("section", "prometheus"), ("status", "SKIP")];
+    assert_eq!(sample(&m, "llm_loadtest_validation_section_status", &section), Some(1.0));
+    // History not writable: counted, listed as not persisted, still served from memory.
+    assert_eq!(summaries[2]["persisted"], false);
+    assert_eq!(sample(&m, "llm_loadtest_history_write_errors_total", &[]), Some(1.0));
+    let full = get_json(&d.url(&format!("/api/v1/runs/{}", ids[2].1))).await;
+    assert_eq!(full["completed"], 4);
+    // (Its verdict may be WARN: the other burst on the same simulator is background traffic.)
+    let result = summaries[2]["result"].as_str().unwrap();
+    assert!(["success", "warn"].contains(&result), "{}", summaries[2]);
+    assert_eq!(sample(&m, "llm_loadtest_runs_total", &[("target", "nodisk"), ("result", result)]), Some(1.0));
+    // And the daemon still answers.
+    assert_eq!(http().get(d.url("/healthz")).send().await.unwrap().status(), 200);
+    assert!(http().get(d.url("/")).send().await.unwrap().text().await.unwrap().contains("nodisk"));
+    d.shutdown().await;
+    sim.shutdown().await;
+}
