@@ -151,3 +151,66 @@ fn inspect_metrics_reads_any_saved_exposition() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["vllm"]["request_success_total"].is_null());
 }
+
+#[test]
+fn check_config_accepts_the_example_and_names_every_bad_key() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let o = bin(&["check-config", &format!("{root}/config/example.toml")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("OK"));
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "listen = \"nowhere\"\n[targets.a]\nurl = \"http://127.0.0.1:8000\"\nmodl = \"x\"\n").unwrap();
+    let o = bin(&["check-config", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    for key in ["listen", "targets.a.modl", "targets.a.model"] {
+        assert!(e.contains(key), "{key} not named in:\n{e}");
+    }
+    // serve refuses the same file before listening.
+    let o = bin(&["serve", "--config", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("targets.a.modl"), "{}", stderr(&o));
+    let o = bin(&["serve"]);
+    assert_eq!(o.status.code(), Some(1), "serve needs --config or --demo");
+}
+
+/// SIGTERM with a burst in flight: the daemon exits 0 and the cancelled burst is in the history.
+#[cfg(unix)]
+#[test]
+fn serve_stops_on_sigterm_and_keeps_the_cancelled_run() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_llm-loadtest"))
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir", data.to_str().unwrap()])
+        .args(["--log-format", "json"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first scheduled burst starts within the demo's jitter; wait for it to start.
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push(line.clone());
+        if line.contains("scheduled run started") {
+            let v: serde_json::Value = serde_json::from_str(&line).expect("--log-format json writes JSON lines");
+            assert_eq!(v["level"], "INFO");
+            break;
+        }
+        assert!(seen.len() < 50, "no run started:\n{}", seen.join("\n"));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit {status:?}:\n{}", rest.join("\n"));
+    assert!(rest.iter().any(|l| l.contains("run finished") && l.contains("cancelled")), "{}", rest.join("\n"));
+    let runs: Vec<_> = std::fs::read_dir(data.join("runs").join("sim")).unwrap().collect();
+    assert_eq!(runs.len(), 1);
+    let result = runs[0].as_ref().unwrap().path().join("result.json");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(result).unwrap()).unwrap();
+    assert_eq!(v["cancelled"], true);
+}

@@ -3,124 +3,13 @@
 //! burst in flight, and the faults it must survive (target down, /metrics down,
 //! history not writable).
 
-use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
-use llm_loadtest::config::{self, Config};
-use llm_loadtest::daemon::{self, ServeOverrides};
 use llm_loadtest::sim::{LatencyDist, SimConfig};
-use tokio_util::sync::CancellationToken;
 
 mod common;
 
-/// A daemon serving on a free loopback port until `stop`.
-struct Running {
-    base: String,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), String>>,
-}
-
-impl Running {
-    async fn start(config: Config) -> Running {
-        let stop = CancellationToken::new();
-        let (tx, rx) = tokio::sync::oneshot::channel::<SocketAddr>();
-        let s = stop.clone();
-        let overrides = ServeOverrides { listen: Some(([127, 0, 0, 1], 0).into()), data_dir: None };
-        let task = tokio::spawn(async move {
-            daemon::serve(config, overrides, s, move |addr| {
-                let _ = tx.send(addr);
-            })
-            .await
-        });
-        let addr = rx.await.expect("the daemon did not start");
-        Running { base: format!("http://{addr}"), stop, task }
-    }
-
-    async fn shutdown(self) {
-        self.stop.cancel();
-        self.task.await.unwrap().unwrap();
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-}
-
-fn config(toml: &str, data_dir: &Path) -> Config {
-    let mut c = config::load_from_str(toml, &[]).unwrap_or_else(|e| panic!("{e}\n{toml}"));
-    c.data_dir = data_dir.to_owned();
-    c
-}
-
-/// A short burst profile against `url`; `extra` is appended to the target table.
-fn target_toml(name: &str, url: &str, requests: u32, extra: &str) -> String {
-    format!(
-        r#"
-[targets.{name}]
-url = "{url}"
-model = "sim-model"
-{extra}
-[targets.{name}.workload]
-requests = {requests}
-concurrency = 4
-max_tokens = 8
-input_tokens = 16
-idle_window = "0s"
-settle_timeout = "2s"
-"#
-    )
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(20)).build().unwrap()
-}
-
-async fn get_json(url: &str) -> serde_json::Value {
-    let r = http().get(url).send().await.unwrap();
-    assert!(r.status().is_success(), "{url}: {}", r.status());
-    r.json().await.unwrap()
-}
-
-async fn post(url: &str, body: &str, token: Option<&str>) -> (u16, serde_json::Value) {
-    let mut req = http().post(url).body(body.to_owned());
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
-}
-
-/// Wait until the run is in the history and no burst is running on its target.
-async fn wait_run(d: &Running, target: &str, run_id: &str) -> serde_json::Value {
-    for _ in 0..300 {
-        let t = get_json(&d.url("/api/v1/targets")).await;
-        let busy = t["targets"].as_array().unwrap().iter().any(|x| x["name"] == target && x["running"] == true);
-        let runs = get_json(&d.url(&format!("/api/v1/runs?target={target}"))).await;
-        let found = runs["runs"].as_array().unwrap().iter().find(|r| r["run_id"] == run_id).cloned();
-        if let (false, Some(r)) = (busy, found) {
-            return r;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("run {run_id} did not finish");
-}
-
-async fn metrics(d: &Running) -> String {
-    http().get(d.url("/metrics")).send().await.unwrap().text().await.unwrap()
-}
-
-/// The value of the sample `name{labels}` (labels given in any order; all must match).
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let exposition = llm_loadtest::promtext::parse(text);
-    exposition
-        .families
-        .iter()
-        .flat_map(|f| f.samples.iter())
-        .find_map(|s| (&*s.name == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))).then_some(s.value))
-}
+use common::daemon::{Running, config, get_json, http, metrics, post, sample, target_toml, wait_run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trigger_api_answers_as_specified() {
@@ -237,6 +126,8 @@ async fn metrics_hold_the_run_and_the_history_survives_a_restart() {
     let p50 = val("llm_loadtest_last_run_ttft_seconds", &[("percentile", "p50")]);
     assert!((p50 * 1e3 - full["median_ttft_ms"].as_f64().unwrap()).abs() < 1e-6);
     assert_eq!(sample(&before, "llm_loadtest_runs_total", &[("target", "idle"), ("result", "success")]), Some(0.0));
+    // Runs only when triggered: no schedule interval.
+    assert_eq!(sample(&before, "llm_loadtest_schedule_interval_seconds", &[("target", "idle")]), None);
     d.shutdown().await;
 
     // A new daemon on the same directory: same history, same counters, same last-run gauges.
@@ -305,6 +196,7 @@ async fn schedules_fire_skip_when_busy_and_retention_prunes() {
     assert!(runs("a") >= 4.0 && runs("b") >= 4.0, "{m}");
     let skipped = |t| sample(&m, "llm_loadtest_scheduled_runs_skipped_total", &[("target", t)]).unwrap();
     assert!(skipped("a") + skipped("b") >= 1.0, "{m}");
+    assert_eq!(sample(&m, "llm_loadtest_schedule_interval_seconds", &[("target", "a")]), Some(1.0));
     // Retention: at most 3 runs per target listed and on disk.
     d.shutdown().await;
     for t in ["a", "b"] {

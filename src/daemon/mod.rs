@@ -109,6 +109,11 @@ impl Daemon {
         }
         let targets: Vec<(String, String)> = config.targets.iter().map(|t| (t.name.clone(), t.model.clone())).collect();
         let exporter = Exporter::new(&targets, env!("CARGO_PKG_VERSION"));
+        for t in &config.targets {
+            if let Some(s) = t.schedule {
+                exporter.set_schedule_interval(&t.name, s.interval);
+            }
+        }
         let mut replayed = 0;
         for (target, r) in &loaded.replay {
             if config.target(target).is_none() {

@@ -106,6 +106,14 @@ pub const TARGET_INFO: MetricDef = MetricDef {
     kind: Kind::Gauge,
     labels: &["target", "model"],
 };
+/// The schedule interval of a target that runs by itself; absent for a target that runs only
+/// when triggered (so staleness alerts can tell "late" from "not scheduled").
+pub const SCHEDULE_INTERVAL: MetricDef = MetricDef {
+    name: "llm_loadtest_schedule_interval_seconds",
+    help: "Interval between scheduled runs of the target; absent when it runs only when triggered",
+    kind: Kind::Gauge,
+    labels: T,
+};
 /// 1 while a burst against the target is in progress, else 0 (set by the daemon).
 pub const RUNNING: MetricDef = MetricDef {
     name: "llm_loadtest_running",
@@ -453,9 +461,10 @@ pub const LAST_RUN_LOG_WARNING_LINES: MetricDef = MetricDef {
 };
 
 /// Every metric, in exposition order.
-pub const METRICS: [MetricDef; 49] = [
+pub const METRICS: [MetricDef; 50] = [
     BUILD_INFO,
     TARGET_INFO,
+    SCHEDULE_INTERVAL,
     RUNNING,
     RUNS,
     RUN_FAILURES,

@@ -105,6 +105,7 @@ struct Metrics {
 struct TargetState {
     model: String,
     running: bool,
+    schedule_interval_s: Option<f64>,
     /// The last run's gauges; replaced as a whole.
     last: Vec<Series>,
 }
@@ -142,7 +143,10 @@ impl Exporter {
                 if state.contains_key(name) {
                     continue;
                 }
-                state.insert(name.clone(), TargetState { model: model.clone(), running: false, last: Vec::new() });
+                state.insert(
+                    name.clone(),
+                    TargetState { model: model.clone(), running: false, schedule_interval_s: None, last: Vec::new() },
+                );
                 metrics.create_series(name);
             }
         }
@@ -225,6 +229,13 @@ impl Exporter {
         m.runs.get_or_create_owned(&RunLabels { target: target.to_owned(), result: RESULT_FAILED }).inc();
         m.run_failures.get_or_create_owned(&FailureLabels { target: target.to_owned(), reason }).inc();
         t.last = last_run::failed_series(target, last_run::epoch_seconds(at));
+    }
+
+    /// `llm_loadtest_schedule_interval_seconds{target}` of a scheduled target.
+    pub fn set_schedule_interval(&self, target: &str, interval: std::time::Duration) {
+        if let Some(t) = lock(&self.inner.metrics.state).get_mut(target) {
+            t.schedule_interval_s = Some(interval.as_secs_f64());
+        }
     }
 
     /// `llm_loadtest_running{target}`: set to true when a burst starts, false when it ends.
@@ -349,6 +360,9 @@ impl Metrics {
                 labels: vec![("target", target.clone()), ("model", t.model.clone())],
                 value: 1.0,
             });
+            if let Some(s) = t.schedule_interval_s {
+                out.push(Series { def: &SCHEDULE_INTERVAL, labels: vec![("target", target.clone())], value: s });
+            }
             out.push(Series {
                 def: &RUNNING,
                 labels: vec![("target", target.clone())],

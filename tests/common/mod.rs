@@ -2,6 +2,8 @@
 //! one burst run through the same code path as `llm-loadtest run`.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod daemon;
+
 use clap::Parser;
 use llm_loadtest::cli::{Cli, Command, RunArgs};
 use llm_loadtest::run::{self, RunResult};
