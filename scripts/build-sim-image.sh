@@ -33,8 +33,14 @@ docker image inspect local/busybox:latest >/dev/null 2>&1 \
 
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
-mkdir -p "$ctx/rootfs/usr/local/bin"
+mkdir -p "$ctx/rootfs/usr/local/bin" "$ctx/rootfs/etc/llm-loadtest" "$ctx/data"
 cp "$binary" "$ctx/rootfs/usr/local/bin/llm-loadtest"
+cp "$root/config/example.toml" "$ctx/rootfs/etc/llm-loadtest/config.toml"
+# rustls verifies TLS against the system's CA bundle, and refuses to build an HTTP client
+# without one (distroless ships it; busybox does not).
+mkdir -p "$ctx/rootfs/etc/ssl/certs"
+cp -L /etc/ssl/certs/ca-certificates.crt "$ctx/rootfs/etc/ssl/certs/ca-certificates.crt"
+# data/ becomes the history directory, owned by the image's user (COPY --chown).
 
 # ldd prints "libx.so.6 => /path/libx.so.6 (0x...)", "/lib64/ld-linux-x86-64.so.2 (0x...)"
 # and "linux-vdso.so.1 (0x...)" (in the kernel, nothing to copy).

@@ -42,6 +42,19 @@ pub enum Command {
     Serve(ServeArgs),
     /// Check a daemon configuration file (and the LLM_LOADTEST__* environment) and exit.
     CheckConfig(CheckConfigArgs),
+    /// Exit 0 when a running daemon answers its readiness probe (for container HEALTHCHECKs,
+    /// where the image has no curl).
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct HealthcheckArgs {
+    /// The URL to probe.
+    #[arg(long, env = "LLM_LOADTEST_HEALTHCHECK_URL", default_value = "http://127.0.0.1:9464/readyz")]
+    pub url: url::Url,
+    /// Give up after this long.
+    #[arg(long, value_parser = parse_duration, default_value = "3s")]
+    pub timeout: Duration,
 }
 
 #[derive(Args, Debug, Clone)]

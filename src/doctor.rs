@@ -124,7 +124,7 @@ pub async fn observe(
     {
         Ok(c) => c,
         Err(e) => {
-            obs.health.error = Some(format!("cannot build the HTTP client: {e}"));
+            obs.health.error = Some(format!("cannot build the HTTP client: {}", crate::error::error_chain(&e)));
             return obs;
         }
     };

@@ -29,3 +29,19 @@ impl From<crate::workload::prompts::PromptError> for RunError {
         RunError::BadInput(e.to_string())
     }
 }
+
+/// An error and its sources, `outer: inner: innermost` (reqwest's own Display says only
+/// "builder error" and keeps the reason in its source).
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut s = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        source = e.source();
+    }
+    s
+}

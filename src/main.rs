@@ -72,6 +72,7 @@ fn main() -> ExitCode {
             Command::Validate(args) => validate_command(&args),
             Command::Inspect(what) => inspect_command(&what),
             Command::CheckConfig(args) => check_config_command(&args),
+            Command::Healthcheck(args) => healthcheck_command(&args).await,
             Command::Serve(args) => match serve_config {
                 Some((config, demo)) => serve_command(args, config, demo).await,
                 None => ExitCode::from(1),
@@ -248,6 +249,27 @@ async fn serve_command(
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn healthcheck_command(args: &llm_loadtest::cli::HealthcheckArgs) -> ExitCode {
+    let client = match reqwest::Client::builder().no_proxy().timeout(args.timeout).build() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: cannot build the HTTP client: {}", llm_loadtest::error::error_chain(&e));
+            return ExitCode::from(1);
+        }
+    };
+    match client.get(args.url.as_str()).send().await {
+        Ok(r) if r.status().is_success() => ExitCode::SUCCESS,
+        Ok(r) => {
+            eprintln!("unhealthy: {} answered {}", args.url, r.status());
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {}: {}", args.url, llm_loadtest::error::error_chain(&e));
             ExitCode::from(1)
         }
     }

@@ -323,7 +323,7 @@ pub fn http_client(connect_timeout: std::time::Duration, pool: usize) -> Result<
         .pool_idle_timeout(std::time::Duration::from_secs(30))
         .tcp_nodelay(true)
         .build()
-        .map_err(|e| RunError::BadInput(format!("cannot build the HTTP client: {e}")))
+        .map_err(|e| RunError::BadInput(format!("cannot build the HTTP client: {}", crate::error::error_chain(&e))))
 }
 
 /// Check every flag and build the burst. Nothing is sent.

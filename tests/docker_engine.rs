@@ -12,17 +12,15 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
+mod common;
+
+use common::docker::docker;
 use llm_loadtest::docker::{DockerClient, DockerError, Stream, TARGET_PORT_LABEL, TimedLine};
 
 const BUSYBOX: &str = "local/busybox:latest";
 const SIM_IMAGE: &str = "llm-loadtest:local";
 
 /// Runs the docker CLI; panics with its stderr on failure.
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().expect("docker CLI must be installed");
-    assert!(out.status.success(), "docker {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// A test container removed (`docker rm -f`) when dropped.
 struct Container {

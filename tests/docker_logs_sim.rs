@@ -13,13 +13,9 @@ use llm_loadtest::validate::{DockerLogsValidation, Status};
 
 mod common;
 
-const IMAGE: &str = "llm-loadtest:local";
+use common::docker::docker;
 
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().expect("docker CLI must be installed");
-    assert!(out.status.success(), "docker {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+const IMAGE: &str = "llm-loadtest:local";
 
 /// The simulator in a host-network container, removed when dropped.
 struct SimContainer {

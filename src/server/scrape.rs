@@ -78,7 +78,7 @@ impl MetricsClient {
             .no_proxy()
             .timeout(timeout)
             .build()
-            .map_err(|e| format!("cannot build the metrics HTTP client: {e}"))?;
+            .map_err(|e| format!("cannot build the metrics HTTP client: {}", crate::error::error_chain(&e)))?;
         Ok(MetricsClient { client, url, timeout })
     }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod daemon;
+pub mod docker;
 
 use clap::Parser;
 use llm_loadtest::cli::{Cli, Command, RunArgs};
