@@ -19,10 +19,11 @@ if [ ! -x "$shared/real-vllm/start.sh" ]; then
 fi
 
 step "system packages and the Docker Engine"
-if ! command -v promtool >/dev/null 2>&1; then
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus-alertmanager >/dev/null 2>&1 \
+  || ! command -v chromium >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null
-  apt-get install -y -q prometheus >/dev/null
+  apt-get install -y -q --no-install-recommends prometheus prometheus-alertmanager chromium >/dev/null
 fi
 "$shared/docker/ensure-dockerd.sh"
 

@@ -20,8 +20,6 @@ use llm_loadtest::docker::{DockerClient, DockerError, Stream, TARGET_PORT_LABEL,
 const BUSYBOX: &str = "local/busybox:latest";
 const SIM_IMAGE: &str = "llm-loadtest:local";
 
-/// Runs the docker CLI; panics with its stderr on failure.
-
 /// A test container removed (`docker rm -f`) when dropped.
 struct Container {
     name: String,

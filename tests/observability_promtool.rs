@@ -1,0 +1,50 @@
+//! The shipped rules and Alertmanager configuration judged by Prometheus' own tools:
+//! `promtool check rules`, `promtool test rules` (alerts/tests/*.yml: every alert firing and
+//! not firing, with exact labels and annotations) and `amtool check-config`. Ignored in a plain
+//! `cargo test`; scripts/test.sh installs the tools (Debian `prometheus`,
+//! `prometheus-alertmanager`) and runs it, and then it fails, never skips, when one is missing.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+#[path = "common/observability.rs"]
+mod observability;
+
+use observability::{repo, rule_files, rule_test_files};
+
+/// Runs `tool args` in the repository; panics with its whole output unless it succeeds.
+fn run(tool: &str, package: &str, args: &[PathBuf], first: &[&str]) -> String {
+    let out = Command::new(tool).current_dir(repo()).args(first).args(args).output().unwrap_or_else(|e| {
+        panic!("{tool}: {e}; it must be installed (Debian: apt-get install {package}); this test never skips")
+    });
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{tool} {} {args:?} failed ({}):\n{text}", first.join(" "), out.status);
+    text
+}
+
+#[test]
+#[ignore = "needs promtool and amtool: run scripts/test.sh"]
+fn promtool_checks_the_rule_files() {
+    let files = rule_files();
+    let text = run("promtool", "prometheus", &files, &["check", "rules"]);
+    // One SUCCESS line per file, none with warnings.
+    assert_eq!(text.matches("SUCCESS").count(), files.len(), "{text}");
+    assert!(!text.to_lowercase().contains("warning"), "{text}");
+}
+
+#[test]
+#[ignore = "needs promtool and amtool: run scripts/test.sh"]
+fn promtool_unit_tests_of_the_rules_pass() {
+    let files = rule_test_files();
+    let text = run("promtool", "prometheus", &files, &["test", "rules"]);
+    assert_eq!(text.matches("SUCCESS").count(), files.len(), "{text}");
+    assert!(!text.contains("FAILED"), "{text}");
+}
+
+#[test]
+#[ignore = "needs promtool and amtool: run scripts/test.sh"]
+fn amtool_checks_the_alertmanager_configuration() {
+    let text = run("amtool", "prometheus-alertmanager", &[repo().join("alerts/alertmanager.yml")], &["check-config"]);
+    // amtool also fails on a route naming an undefined receiver, and on bad matchers.
+    assert!(text.contains("SUCCESS") && text.contains("inhibit rules"), "{text}");
+}
