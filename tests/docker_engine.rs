@@ -397,7 +397,10 @@ async fn a_window_of_100k_lines_streams_with_bounded_memory() {
     let from = ts(&end[1]) - SignedDuration::from_millis(500);
     let stats = c.window(&ct.id, from, Timestamp::now(), &mut |l| recent.push(l)).await.expect("window");
     println!("recent window at the end of the 100k log: {:?}; {stats:?}", started.elapsed());
-    assert_eq!(texts(&recent), ["late1", "late2"]);
+    // Across streams Docker may store the two in either order (as above).
+    let mut recent_texts = texts(&recent);
+    recent_texts.sort_unstable();
+    assert_eq!(recent_texts, ["late1", "late2"]);
     assert!(!stats.full_scan, "{stats:?}");
     assert!(stats.outside <= 20_000, "{stats:?}");
 }

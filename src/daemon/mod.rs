@@ -194,7 +194,7 @@ impl Daemon {
             let target = guard.target.clone();
             let result = crate::run::run_prepared(prepared, id, cancel, None).await;
             daemon.exporter.record_run(&target, &result);
-            let verdict = result.validation.as_ref().map(|v| format!("{:?}", v.overall));
+            let verdict = result.validation.as_ref().map(|v| v.overall.as_str());
             tracing::info!(
                 target_name = %target,
                 run_id = %result.run_id,
@@ -202,7 +202,7 @@ impl Daemon {
                 result = exporter::run_result_label(&result),
                 completed = result.client.completed,
                 failed = result.client.failed,
-                verdict = verdict.as_deref().unwrap_or("none"),
+                verdict = verdict.unwrap_or("none"),
                 "run finished"
             );
             let history = daemon.clone();
