@@ -110,17 +110,7 @@ fn io_kind(err: &BollardError) -> Option<io::ErrorKind> {
 
 /// The error and its sources on one line.
 fn chain(err: &BollardError) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        let s = e.to_string();
-        if !text.contains(&s) {
-            text.push_str(": ");
-            text.push_str(&s);
-        }
-        source = e.source();
-    }
-    text
+    crate::error::error_chain(err)
 }
 
 #[cfg(test)]
