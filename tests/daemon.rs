@@ -287,3 +287,40 @@ async fn faults_are_recorded_and_the_daemon_keeps_serving() {
     d.shutdown().await;
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_that_cannot_be_prepared_is_a_recorded_failure_and_frees_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = dir.path().join("prompts.jsonl");
+    std::fs::write(&dataset, "{\"prompt\": \"hello\"}\n").unwrap();
+    let toml = format!(
+        "[targets.sim]\nurl = \"http://127.0.0.1:9\"\nmodel = \"sim-model\"\n[targets.sim.workload]\nrequests = 2\n\
+         dataset = \"{}\"\n",
+        dataset.display()
+    );
+    let c = config(&toml, dir.path());
+    // The file was there when the config was checked, and is gone when the burst starts.
+    std::fs::remove_file(&dataset).unwrap();
+    let d = Running::start(c).await;
+    for attempt in 0..2 {
+        let (s, v) = post(&d.url("/api/v1/targets/sim/runs"), "", None).await;
+        // Not 409 the second time: the failed attempt freed the target.
+        assert_eq!(s, 422, "attempt {attempt}: {v}");
+        assert!(v["error"].as_str().unwrap().contains("prompts.jsonl"), "{v}");
+    }
+    let m = metrics(&d).await;
+    let reason = [("target", "sim"), ("reason", "invalid_workload")];
+    assert_eq!(sample(&m, "llm_loadtest_run_failures_total", &reason), Some(2.0));
+    assert_eq!(sample(&m, "llm_loadtest_running", &[("target", "sim")]), Some(0.0));
+    let runs = get_json(&d.url("/api/v1/runs")).await;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 2);
+    assert_eq!(runs["runs"][0]["result"], "failed");
+    d.shutdown().await;
+    // Failures are stored and replayed after a restart.
+    std::fs::write(&dataset, "{\"prompt\": \"hello\"}\n").unwrap();
+    let d = Running::start(config(&toml, dir.path())).await;
+    let m = metrics(&d).await;
+    assert_eq!(sample(&m, "llm_loadtest_run_failures_total", &reason), Some(2.0));
+    assert_eq!(sample(&m, "llm_loadtest_runs_total", &[("target", "sim"), ("result", "failed")]), Some(2.0));
+    d.shutdown().await;
+}

@@ -171,22 +171,24 @@ impl Daemon {
                 "target {other:?} is running a burst and allow_parallel_targets is false"
             )));
         }
+        // Reserve the slot, then prepare outside the lock: reading a dataset or a tokenizer
+        // must not hold up other triggers. The guard frees the slot however this ends.
+        running.insert(target.to_owned());
+        drop(running);
+        let guard = RunningGuard { daemon: self.clone(), target: target.to_owned() };
         let run_id = crate::run::new_run_id();
         let prepared = run_args(t, &workload)
             .and_then(|args| crate::run::prepare(&args, &t.url, &t.model, &run_id).map_err(|e| e.to_string()));
         let mut prepared = match prepared {
             Ok(p) => p,
             Err(e) => {
-                drop(running);
+                drop(guard);
                 self.record_failure(target, &run_id, trigger, exporter::REASON_INVALID_WORKLOAD, &e);
                 return Err(StartError::Prepare(e));
             }
         };
         prepared.tolerances = t.tolerances.clone();
-        running.insert(target.to_owned());
-        drop(running);
         self.exporter.set_running(target, true);
-        let guard = RunningGuard { daemon: self.clone(), target: target.to_owned() };
         let cancel = self.shutdown.child_token();
         let id = run_id.clone();
         self.tasks.spawn(async move {
