@@ -111,18 +111,12 @@ async fn run_command(args: RunArgs) -> ExitCode {
     // The demo's simulator lives as long as the run.
     let mut demo = None;
     let (target, model) = if args.demo {
-        let config = sim::SimConfig { log_sink: sim::LogSink::Discard, ..sim::SimConfig::default() };
-        let model = config.model.clone();
-        match sim::start(config, ([127, 0, 0, 1], 0).into()).await {
-            Ok(h) => {
-                let url = url::Url::parse(&h.base_url()).ok();
+        match start_demo_sim().await {
+            Ok((h, url, model)) => {
                 demo = Some(h);
-                (url, model)
+                (Some(url), model)
             }
-            Err(e) => {
-                eprintln!("error: could not start the simulator: {e}");
-                return ExitCode::from(1);
-            }
+            Err(code) => return code,
         }
     } else {
         (args.target.clone(), args.model.clone().unwrap_or_default())
@@ -196,6 +190,25 @@ async fn run_command(args: RunArgs) -> ExitCode {
     code
 }
 
+/// The quiet in-process simulator of `run --demo` and `serve --demo` on a free loopback port:
+/// its handle, base URL and model; the error is already printed.
+async fn start_demo_sim() -> Result<(sim::SimHandle, url::Url, String), ExitCode> {
+    let config = sim::SimConfig { log_sink: sim::LogSink::Discard, ..sim::SimConfig::default() };
+    let model = config.model.clone();
+    let h = sim::start(config, ([127, 0, 0, 1], 0).into()).await.map_err(|e| {
+        eprintln!("error: could not start the simulator: {e}");
+        ExitCode::from(1)
+    })?;
+    match url::Url::parse(&h.base_url()) {
+        Ok(url) => Ok((h, url, model)),
+        Err(e) => {
+            eprintln!("error: the simulator's address {} is not a URL: {e}", h.base_url());
+            h.shutdown().await;
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
 /// The config of `serve`: the file, or the demo's (its simulator is started later, in the
 /// runtime; the target URL is filled in then).
 fn load_serve_config(args: &llm_loadtest::cli::ServeArgs) -> Result<(llm_loadtest::config::Config, bool), String> {
@@ -216,24 +229,16 @@ async fn serve_command(
     let mut config = config;
     let mut sim = None;
     if demo {
-        let sim_config = sim::SimConfig { log_sink: sim::LogSink::Discard, ..sim::SimConfig::default() };
-        let model = sim_config.model.clone();
-        match sim::start(sim_config, ([127, 0, 0, 1], 0).into()).await {
-            Ok(h) => {
-                let url = url::Url::parse(&h.base_url()).ok();
+        match start_demo_sim().await {
+            Ok((h, url, model)) => {
                 for t in &mut config.targets {
-                    if let Some(u) = &url {
-                        t.url = u.clone();
-                    }
+                    t.url = url.clone();
                     t.model = model.clone();
                 }
-                eprintln!("demo: simulator serving {model} at {}", h.base_url());
+                eprintln!("demo: simulator serving {model} at {url}");
                 sim = Some(h);
             }
-            Err(e) => {
-                eprintln!("error: could not start the simulator: {e}");
-                return ExitCode::from(1);
-            }
+            Err(code) => return code,
         }
     }
     let overrides = llm_loadtest::daemon::ServeOverrides { listen: args.listen, data_dir: args.data_dir.clone() };

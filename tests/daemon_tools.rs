@@ -3,8 +3,7 @@
 //! `scripts/test.sh` installs both (Debian `prometheus`, `chromium`) and runs them, and then
 //! they fail, never skip, when a tool is missing.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use llm_loadtest::sim::SimConfig;
 
@@ -34,17 +33,8 @@ async fn promtool_finds_nothing_wrong_with_the_live_metrics() {
     // What a scraper that does not ask for OpenMetrics gets (promtool reads only that format).
     let text = http().get(d.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(text.contains("llm_loadtest_validation_status{"), "{text}");
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool must be installed (Debian: apt-get install prometheus); this test never skips");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && report.trim().is_empty(), "promtool check metrics:\n{report}\n---\n{text}");
+    let (ok, report) = common::promtool(&["check", "metrics"], &text);
+    assert!(ok && report.trim().is_empty(), "promtool check metrics:\n{report}\n---\n{text}");
     d.shutdown().await;
     sim.shutdown().await;
 }

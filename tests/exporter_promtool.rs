@@ -8,9 +8,6 @@
 //!
 //! Needs `promtool` on PATH (Debian: `apt-get install prometheus`); fails, never skips, without it.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use llm_loadtest::exporter::Exporter;
 use llm_loadtest::run::RunResult;
 use llm_loadtest::sim::SimConfig;
@@ -33,20 +30,6 @@ async fn exporter_after_a_run() -> (Exporter, RunResult) {
     (e, result)
 }
 
-fn promtool(args: &[&str], stdin: &str) -> (bool, String) {
-    let mut child = Command::new("promtool")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool must be installed (Debian: apt-get install prometheus); this test never skips");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs promtool: run scripts/test.sh"]
 async fn promtool_check_metrics_finds_no_problem() {
@@ -56,7 +39,7 @@ async fn promtool_check_metrics_finds_no_problem() {
     let path = dir.path().join("metrics.prom");
     let text = e.encode_text();
     std::fs::write(&path, &text).unwrap();
-    let (ok, problems) = promtool(&["check", "metrics"], &std::fs::read_to_string(&path).unwrap());
+    let (ok, problems) = common::promtool(&["check", "metrics"], &std::fs::read_to_string(&path).unwrap());
     assert!(ok && problems.trim().is_empty(), "promtool check metrics:\n{problems}\n--- input ---\n{text}");
     assert!(text.contains("llm_loadtest_validation_status{"), "{text}");
 }
@@ -81,7 +64,7 @@ async fn prometheus_parses_the_openmetrics_exposition() {
     std::fs::write(&input, &stamped).unwrap();
     let out = dir.path().join("blocks");
     let args = ["tsdb", "create-blocks-from", "openmetrics", input.to_str().unwrap(), out.to_str().unwrap()];
-    let (ok, report) = promtool(&args, "");
+    let (ok, report) = common::promtool(&args, "");
     assert!(ok, "promtool rejected the OpenMetrics exposition:\n{report}\n--- input ---\n{stamped}");
     assert!(report.contains("BLOCK ULID"), "no block written:\n{report}");
 }

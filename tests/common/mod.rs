@@ -42,3 +42,18 @@ pub async fn burst_with(url: &str, model: &str, a: &RunArgs) -> RunResult {
     let p = run::prepare(a, &url::Url::parse(url).unwrap(), model, "t").unwrap();
     run::run_prepared(p, "t".into(), CancellationToken::new(), None).await
 }
+
+/// `promtool ARGS` with `stdin`: (success, stdout + stderr). Fails, never skips, without promtool.
+pub fn promtool(args: &[&str], stdin: &str) -> (bool, String) {
+    let mut child = std::process::Command::new("promtool")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool must be installed (Debian: apt-get install prometheus); this test never skips");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
