@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use llm_loadtest::cli::{Cli, Command};
-use llm_loadtest::run;
 use llm_loadtest::sim::{self, LatencyDist, LengthDist, LogSink, SimConfig, SimHandle};
+use llm_loadtest::{artifacts, burst, run};
 use tokio_util::sync::CancellationToken;
 
 fn sim_runtime(config: SimConfig) -> (tokio::runtime::Runtime, SimHandle) {
@@ -26,13 +26,13 @@ fn sim_runtime(config: SimConfig) -> (tokio::runtime::Runtime, SimHandle) {
     (rt, handle)
 }
 
-fn burst(client_rt: &tokio::runtime::Runtime, url: &str, extra: &[&str]) -> run::RunResult {
+fn burst(client_rt: &tokio::runtime::Runtime, url: &str, extra: &[&str]) -> artifacts::RunResult {
     let mut argv = vec!["llm-loadtest", "run", "--target", url, "--model", "sim-model", "--quiet"];
     argv.extend_from_slice(extra);
     let Command::Run(a) = Cli::try_parse_from(argv).unwrap().command else { unreachable!() };
     client_rt.block_on(async {
         let p = run::prepare(&a, &url::Url::parse(url).unwrap(), "sim-model", "bench").unwrap();
-        run::run_prepared(p, "bench".into(), CancellationToken::new(), None).await
+        burst::run(p, "bench".into(), CancellationToken::new(), None).await
     })
 }
 

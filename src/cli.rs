@@ -6,7 +6,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::openai::Endpoint;
-use crate::workload::prompts::PromptArgs;
+use crate::workload::WorkloadPatch;
+use crate::workload::spec::parse_duration;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -117,18 +118,6 @@ pub enum InspectCommand {
     },
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like 30s or 2m: {e}"))?;
-    if d.is_zero() {
-        return Err("the duration must be more than zero".into());
-    }
-    Ok(d)
-}
-
-fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like 1s or 500ms: {e}"))
-}
-
 fn parse_fraction(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number; use a fraction like 0.05 for ±5%"))?;
     if !(v.is_finite() && v > 0.0 && v <= 10.0) {
@@ -149,14 +138,6 @@ fn parse_target(s: &str) -> Result<url::Url, String> {
     Ok(u)
 }
 
-fn parse_extra_body(s: &str) -> Result<serde_json::Map<String, serde_json::Value>, String> {
-    match serde_json::from_str::<serde_json::Value>(s) {
-        Ok(serde_json::Value::Object(m)) => Ok(m),
-        Ok(_) => Err("--extra-body must be a JSON object, like '{\"top_p\": 0.9}'".into()),
-        Err(e) => Err(format!("--extra-body is not valid JSON: {e}")),
-    }
-}
-
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     /// Base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8000 (a trailing /v1 is accepted).
@@ -165,62 +146,15 @@ pub struct RunArgs {
     /// Model name as the server serves it.
     #[arg(long, required_unless_present = "demo")]
     pub model: Option<String>,
-    /// Which endpoint to load.
-    #[arg(long, value_enum, default_value = "chat")]
-    pub endpoint: Endpoint,
-    /// Ask for non-streamed responses (TTFT then equals end-to-end latency).
-    #[arg(long)]
-    pub no_stream: bool,
-    /// Stop after this many measured requests (default 100 when no --duration).
-    #[arg(long, conflicts_with = "duration")]
-    pub requests: Option<u64>,
-    /// Stop starting requests after this long (e.g. 30s); requests in flight finish.
-    #[arg(long, value_parser = parse_duration)]
-    pub duration: Option<Duration>,
-    /// Requests in flight. Without --rate: a closed loop at exactly this concurrency (default 8).
-    /// With --rate: a cap on requests in flight (default: no cap).
-    #[arg(long)]
-    pub concurrency: Option<u32>,
-    /// Open loop: start this many requests per second.
-    #[arg(long)]
-    pub rate: Option<f64>,
-    /// With --rate: exponential gaps (a Poisson process) instead of even spacing, seeded by --seed.
-    #[arg(long, requires = "rate")]
-    pub poisson: bool,
-    /// Requests sent first and left out of every statistic.
-    #[arg(long, default_value_t = 0)]
-    pub warmup: u64,
-    /// max_tokens of each request.
-    #[arg(long, default_value_t = 128)]
-    pub max_tokens: u32,
-    /// Send ignore_eos (vLLM extension) so every request generates exactly --max-tokens.
-    #[arg(long)]
-    pub ignore_eos: bool,
-    #[arg(long)]
-    pub temperature: Option<f64>,
-    /// Extra JSON fields merged into every request body, e.g. '{"top_p": 0.9}'.
-    #[arg(long, value_parser = parse_extra_body)]
-    pub extra_body: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The load: every key of the workload, as flags (defaults live in `Workload::default`).
+    #[command(flatten)]
+    pub workload: WorkloadPatch,
     /// API key (sent as a bearer token; never printed). Prefer the env var or --api-key-file.
     #[arg(long, env = "LLM_LOADTEST_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
     /// Read the API key from this file (first line).
     #[arg(long, conflicts_with = "api_key")]
     pub api_key_file: Option<PathBuf>,
-    #[command(flatten)]
-    pub prompts: PromptArgs,
-    /// Time limit of a whole request.
-    #[arg(long, value_parser = parse_duration, default_value = "60s")]
-    pub timeout: Duration,
-    /// Time limit to the first token (default 30s, or --timeout when that is shorter).
-    #[arg(long, value_parser = parse_duration)]
-    pub first_token_timeout: Option<Duration>,
-    /// Time limit to establish a connection.
-    #[arg(long, value_parser = parse_duration, default_value = "10s")]
-    pub connect_timeout: Duration,
-    /// Goodput SLOs in ms, e.g. --goodput ttft:500 tpot:50 e2el:5000.
-    #[arg(long, num_args = 1..)]
-    pub goodput: Vec<String>,
     /// Write the result JSON here.
     #[arg(long)]
     pub output: Option<PathBuf>,
@@ -244,12 +178,6 @@ pub struct RunArgs {
     /// Default: 5% for counts, 10% for TTFT and E2E.
     #[arg(long, value_parser = parse_fraction)]
     pub tolerance: Option<f64>,
-    /// Quiet window before the burst in which other clients' traffic on the server is measured (0s: none).
-    #[arg(long, value_parser = parse_duration_or_zero, default_value = "1s")]
-    pub idle_window: Duration,
-    /// After the burst, poll /metrics up to this long until the server's counters stop moving.
-    #[arg(long, value_parser = parse_duration_or_zero, default_value = "5s")]
-    pub settle_timeout: Duration,
     /// Exit with code 3 when the validation verdict is WARN.
     #[arg(long)]
     pub fail_on_mismatch: bool,
@@ -307,9 +235,19 @@ mod tests {
     }
 
     #[test]
-    fn extra_body_must_be_an_object() {
-        assert!(parse_extra_body("[1]").is_err());
-        assert!(parse_extra_body("{").is_err());
-        assert_eq!(parse_extra_body(r#"{"a":1}"#).unwrap().len(), 1);
+    fn run_flags_are_a_workload_patch() {
+        let run = |argv: &[&str]| match Cli::try_parse_from([&["x", "run", "--demo"], argv].concat()) {
+            Ok(Cli { command: Command::Run(a), .. }) => Ok(a.workload),
+            Ok(_) => unreachable!(),
+            Err(e) => Err(e.to_string()),
+        };
+        assert_eq!(run(&[]).unwrap(), WorkloadPatch::default());
+        let p =
+            run(&["--no-stream", "--poisson", "--rate", "2", "--ignore-eos", "--goodput", "ttft:5", "tpot:2"]).unwrap();
+        assert_eq!((p.stream, p.poisson, p.rate, p.ignore_eos), (Some(false), Some(true), Some(2.0), Some(true)));
+        assert_eq!(p.goodput.map(|g| g.len()), Some(2));
+        assert!(run(&["--extra-body", "[1]"]).unwrap_err().contains("JSON object"));
+        assert!(run(&["--extra-body", "{"]).unwrap_err().contains("not valid JSON"));
+        assert_eq!(run(&["--rate", "-1"]).unwrap().rate, Some(-1.0));
     }
 }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 
-use crate::burst::worker::describe_reqwest;
 use crate::cli::DoctorArgs;
+use crate::error::describe_reqwest;
 use crate::openai::{self, Endpoint, RequestOptions, build_body};
 
 /// What one HTTP probe saw.
@@ -116,15 +116,15 @@ pub async fn observe(
     timeout: Duration,
 ) -> Observations {
     let mut obs = Observations { base_url: base_url.to_owned(), model: model.to_owned(), ..Default::default() };
-    let client = match reqwest::Client::builder()
-        .no_proxy()
-        .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(5)))
-        .build()
-    {
+    let options = crate::http::ClientOptions {
+        connect_timeout: timeout.min(Duration::from_secs(5)),
+        timeout: Some(timeout),
+        ..Default::default()
+    };
+    let client = match crate::http::client(options) {
         Ok(c) => c,
         Err(e) => {
-            obs.health.error = Some(format!("cannot build the HTTP client: {}", crate::error::error_chain(&e)));
+            obs.health.error = Some(e);
             return obs;
         }
     };
@@ -409,14 +409,14 @@ fn status_word(p: &Probe) -> String {
 }
 
 pub async fn run_command(args: DoctorArgs) -> ExitCode {
-    let key = match crate::run::read_api_key(args.api_key.as_ref(), args.api_key_file.as_deref()) {
+    let key = match crate::burst::plan::read_api_key(args.api_key.as_ref(), args.api_key_file.as_deref()) {
         Ok(k) => k,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(1);
         }
     };
-    let base = crate::run::normalize_base_url(&args.target);
+    let base = crate::burst::plan::normalize_base_url(&args.target);
     let obs = observe(&base, &args.model, args.endpoint, key.as_deref(), args.timeout).await;
     let findings = diagnose(&obs);
     if args.json {

@@ -45,3 +45,19 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     }
     s
 }
+
+/// reqwest's Display hides the cause chain ("error sending request"); walk it.
+pub fn describe_reqwest(e: &reqwest::Error) -> String {
+    let mut msg = e.to_string();
+    if let Some(u) = e.url() {
+        // The URL is ours (no secrets), but it is noise in every message.
+        msg = msg.replace(&format!(" for url ({u})"), "").replace(&format!(" ({u})"), "");
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}

@@ -3,7 +3,9 @@
 //!
 //! Modules follow the pipeline in `design.md`; dependencies point down this list.
 
-/// One burst: scheduling, workers, the per-request record, client-side lag probes.
+/// A run on disk: the result schema, the one writer and the one typed reader of a run directory.
+pub mod artifacts;
+/// One burst, start to result: the plan, the load, the server observed around it (the only sequencer).
 pub mod burst;
 /// clap definitions of every subcommand and flag.
 pub mod cli;
@@ -19,6 +21,8 @@ pub mod doctor;
 pub mod error;
 /// Every llm_loadtest_* metric the daemon exports, defined in one place.
 pub mod exporter;
+/// The one HTTP client builder (no proxy, timeouts).
+pub mod http;
 /// vLLM log lines (access, engine stats, errors) -> findings (pure).
 pub mod logs;
 /// Offline commands over saved files: `validate DIR`, `inspect metrics FILE`.
@@ -27,17 +31,21 @@ pub mod offline;
 pub mod openai;
 /// Prometheus exposition-format parser (lenient), snapshot deltas, histogram math.
 pub mod promtext;
+/// The ground floor: what one request measured, and the client's receive lag (plain data).
+pub mod record;
 /// Terminal rendering of a run's summary.
 pub mod report;
-/// The `run` command end to end: burst, result JSON, artifacts.
+/// The `run` command's glue: flags to a burst plan, then summary, files, exit code.
 pub mod run;
-/// Scraping the server's /metrics; the vLLM metric catalogue.
+/// Scraping the server's /metrics; the vLLM metric catalogue and the figures of two snapshots.
 pub mod server;
 /// The vLLM-compatible simulator (API, metrics, logs, faults).
 pub mod sim;
 /// RequestRecord[] -> ClientStats, with `vllm bench serve` definitions (pure).
 pub mod stats;
-/// Client vs server comparisons, tolerances, verdicts (pure); the validation table.
+/// Log set-up (text or JSON on stderr).
+pub mod telemetry;
+/// Client vs server: the Prometheus and log sections, one `assess`, verdicts (pure); the table.
 pub mod validate;
-/// Prompts (synthetic, JSONL, ShareGPT) and arrival plans (concurrency, constant, Poisson).
+/// The typed workload (defaults, rules, patches), prompts (synthetic, JSONL, ShareGPT), arrival plans.
 pub mod workload;

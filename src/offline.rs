@@ -3,121 +3,153 @@
 //! understood of a saved exposition. File I/O here, logic in the pure modules.
 
 use std::path::Path;
+use std::process::ExitCode;
 
 use serde_json::{Value, json};
 
-use crate::burst::RequestRecord;
+use crate::artifacts::{self, RunResult};
 use crate::error::RunError;
-use crate::openai::Endpoint;
 use crate::promtext::{self, Exposition, LabelFilter};
-use crate::run::{
-    LOGS_WINDOW, SNAPSHOT_AFTER, SNAPSHOT_BEFORE, SNAPSHOT_IDLE_START, client_figures, client_log_figures,
-};
-use crate::server::GaugePeaks;
 use crate::server::catalogue;
-use crate::server::evaluate::{PrometheusInputs, evaluate};
-use crate::stats::{self, Slo};
-use crate::validate::{ContainerInfo, DockerLogsValidation, Tolerances, Validation, docker_logs_validation};
+use crate::validate::{
+    ClientSide, DockerLogsValidation, LogsInput, Observation, PrometheusInputs, Status, Tolerances, Validation,
+};
 
-fn read(path: &Path) -> Result<String, RunError> {
-    std::fs::read_to_string(path).map_err(|e| RunError::BadInput(format!("cannot read {}: {e}", path.display())))
-}
-
-/// Records from a `requests.jsonl`; a bad line is an error naming it.
-pub fn read_records(path: &Path) -> Result<Vec<RequestRecord>, RunError> {
-    let text = read(path)?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let r = serde_json::from_str(line)
-            .map_err(|e| RunError::BadInput(format!("{} line {}: not a request record: {e}", path.display(), i + 1)))?;
-        out.push(r);
-    }
-    Ok(out)
-}
-
-/// Recompute the validation of a run from its artifact directory.
+/// Recompute the validation of a run from its artifact directory: the saved run read back
+/// by the one typed reader, its saved observations, and the same `validate::assess` as live.
 pub fn validate_dir(dir: &Path, tolerance_override: Option<f64>) -> Result<Validation, RunError> {
-    let result: Value = serde_json::from_str(&read(&dir.join("result.json"))?)
-        .map_err(|e| RunError::BadInput(format!("{}: not a result JSON: {e}", dir.join("result.json").display())))?;
-    let records = read_records(&dir.join("requests.jsonl"))?;
-    let duration = result["duration"].as_f64().unwrap_or(0.0);
-    let model = result["model_id"].as_str().unwrap_or("").to_owned();
+    let run = artifacts::read_dir(dir)?;
+    let saved = run.validation.as_ref();
     let tolerances = match tolerance_override {
         Some(t) => Tolerances::uniform(t),
-        None => serde_json::from_value(result["validation"]["tolerances"].clone()).unwrap_or_default(),
+        None => saved.map(|v| v.tolerances.clone()).unwrap_or_default(),
     };
     tolerances.check().map_err(RunError::BadInput)?;
-    let peaks: GaugePeaks = serde_json::from_value(result["server"]["peaks"].clone()).unwrap_or_default();
-    let idle_window_s = result["server"]["idle_window_s"].as_f64().unwrap_or(0.0);
-
-    let client = stats::compute(&records, duration, &Default::default(), &Slo::default());
-    let figures = client_figures(&client, &records);
-    let load = |name: &str| -> Result<Exposition, String> {
-        let path = dir.join(name);
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("{} not readable: {e}", path.display()))?;
-        crate::server::scrape::parse_body(&path.display().to_string(), text, "text/plain".into(), 0.0)
+    let parse = |name: &str| -> Result<Exposition, String> {
+        let text = run.snapshot(name).ok_or_else(|| format!("{} not readable", dir.join(name).display()))?;
+        let source = dir.join(name).display().to_string();
+        crate::server::scrape::parse_body(&source, text.to_owned(), "text/plain".into(), 0.0)
             .map(|s| s.exposition)
             .map_err(|e| e.to_string())
     };
-    let before = load(SNAPSHOT_BEFORE);
-    let after = load(SNAPSHOT_AFTER);
-    let idle = load(SNAPSHOT_IDLE_START).ok();
-    let inputs = PrometheusInputs {
-        before: before.as_ref().map_err(Clone::clone),
-        after: after.as_ref().map_err(Clone::clone),
-        idle_start: idle.as_ref(),
-        idle_window_s,
-        counted_window_s: result["server"]["counted_window_s"].as_f64().unwrap_or(duration),
-        model: &model,
-        peaks,
+    let (before, after, idle) = (
+        parse(artifacts::SNAPSHOT_BEFORE),
+        parse(artifacts::SNAPSHOT_AFTER),
+        parse(artifacts::SNAPSHOT_IDLE_START).ok(),
+    );
+    let findings = run.snapshot(artifacts::LOGS_WINDOW).map(crate::logs::analyze_text);
+    let server = run.server.as_ref();
+    let observation = Observation {
+        prometheus: Some(PrometheusInputs {
+            before: before.as_ref().map_err(Clone::clone),
+            after: after.as_ref().map_err(Clone::clone),
+            idle_start: idle.as_ref(),
+            idle_window_s: server.map_or(0.0, |s| s.idle_window_s),
+            counted_window_s: server.map_or(run.client.duration_s, |s| s.counted_window_s),
+            model: &run.model_id,
+            peaks: server.map(|s| s.peaks).unwrap_or_default(),
+        }),
+        logs: saved.and_then(|v| v.docker_logs.as_ref()).map(|d| saved_logs(dir, &run, d, findings.as_ref())),
     };
-    let (section, info) = evaluate(&inputs, &figures, &tolerances);
-    let docker_logs = logs_from_dir(dir, &result, &client, &records, &tolerances);
-    Ok(Validation::new(section, docker_logs, info, tolerances))
+    let client = ClientSide {
+        stats: &run.client,
+        records: &run.records,
+        endpoint: run.plan.endpoint,
+        load: (run.started_at, run.ended_at),
+    };
+    crate::validate::assess(&observation, &client, &tolerances)
+        .ok_or_else(|| RunError::BadInput("internal error: no Prometheus observation".into()))
 }
 
-/// Re-check the saved container-log window, when the run read one.
-fn logs_from_dir(
+/// The log observation of a saved run: the saved window when the live run read one, else
+/// the live run's reason (no engine, no container, a failed read); a restart seen live is
+/// not visible in the saved lines, so it is kept.
+fn saved_logs<'a>(
     dir: &Path,
-    result: &Value,
-    client: &stats::ClientStats,
-    records: &[RequestRecord],
-    tol: &Tolerances,
-) -> Option<DockerLogsValidation> {
-    let saved = result["validation"].get("docker_logs")?;
-    let container: Option<ContainerInfo> = serde_json::from_value(saved["container"].clone()).ok();
-    let Some(container) = container else {
-        // The live run skipped the logs (no engine, no container): keep its reason.
-        return serde_json::from_value(saved.clone()).ok();
+    run: &RunResult,
+    saved: &DockerLogsValidation,
+    findings: Option<&'a crate::logs::LogFindings>,
+) -> LogsInput<'a> {
+    let live_reason = || saved.section.reason.clone().unwrap_or_default();
+    let Some(container) = saved.container.clone() else {
+        return LogsInput::Unavailable { reason: live_reason(), container: None };
     };
-    let path = dir.join(LOGS_WINDOW);
-    let text = match std::fs::read(&path) {
-        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-        Err(e) => {
-            return Some(DockerLogsValidation::skipped(
-                format!("{} not readable: {e}", path.display()),
-                Some(container),
-            ));
+    let read_failed = run.logs.as_ref().is_some_and(|l| l.lines.is_none());
+    match findings {
+        _ if read_failed => LogsInput::Unavailable { reason: live_reason(), container: Some(container) },
+        None => LogsInput::Unavailable {
+            reason: format!("{} not readable", dir.join(artifacts::LOGS_WINDOW).display()),
+            container: Some(container),
+        },
+        Some(findings) => {
+            let restarted = (saved.section.status == Status::Skip)
+                .then(|| saved.section.reason.clone())
+                .flatten()
+                .filter(|r| r.contains("restarted"));
+            LogsInput::Read { container, findings, restarted }
         }
-    };
-    let findings = crate::logs::analyze_text(&text);
-    let ts = |k: &str| result[k].as_str().and_then(|s| s.parse::<jiff::Timestamp>().ok());
-    let endpoint: Endpoint = serde_json::from_value(result["plan"]["endpoint"].clone()).unwrap_or(Endpoint::Chat);
-    let (Some(start), Some(end)) = (ts("started_at"), ts("ended_at")) else {
-        return Some(DockerLogsValidation::skipped("result.json has no started_at/ended_at", Some(container)));
-    };
-    let figures = client_log_figures(endpoint, client, records, (start, end));
-    // A restart seen live is not visible in the saved lines: keep that verdict.
-    let restart = saved["status"]
-        .as_str()
-        .filter(|s| *s == "SKIP")
-        .and(saved["reason"].as_str())
-        .filter(|r| r.contains("restarted"))
-        .map(str::to_owned);
-    Some(docker_logs_validation(&figures, &findings, container, restart, tol))
+    }
+}
+
+/// `llm-loadtest validate DIR`: the recomputed verdicts; 3 on WARN with `--fail-on-mismatch`.
+pub fn validate_command(args: &crate::cli::ValidateArgs) -> ExitCode {
+    match validate_dir(&args.dir, args.tolerance) {
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+        Ok(v) => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                print!("{}", crate::validate::render_table(&v));
+            }
+            if args.fail_on_mismatch && v.overall == crate::validate::Status::Warn {
+                ExitCode::from(3)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+    }
+}
+
+/// `llm-loadtest inspect metrics|logs FILE`: what the parsers understood.
+pub fn inspect_command(what: &crate::cli::InspectCommand) -> ExitCode {
+    use crate::cli::InspectCommand;
+    match what {
+        InspectCommand::Metrics { file, json } => match std::fs::read(file) {
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", file.display());
+                ExitCode::from(1)
+            }
+            Ok(bytes) => {
+                // Saved files may hold anything: decode lossily, never fail on bytes.
+                let v = inspect_metrics(&String::from_utf8_lossy(&bytes));
+                if *json {
+                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                } else {
+                    print!("{}", render_inspect_metrics(&v));
+                }
+                ExitCode::SUCCESS
+            }
+        },
+        InspectCommand::Logs { file, json } => match std::fs::read(file) {
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", file.display());
+                ExitCode::from(1)
+            }
+            Ok(bytes) => {
+                let findings = crate::logs::analyze_text(&String::from_utf8_lossy(&bytes));
+                let v = findings.summary_json();
+                if *json {
+                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                } else {
+                    print!("{}", render_inspect_logs(&findings));
+                }
+                ExitCode::SUCCESS
+            }
+        },
+    }
 }
 
 /// What `inspect metrics` reports: the fixed keys plus a family list.

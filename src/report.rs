@@ -3,7 +3,7 @@
 use comfy_table::presets::NOTHING;
 use comfy_table::{Cell, CellAlignment, Table};
 
-use crate::run::RunResult;
+use crate::artifacts::RunResult;
 use crate::stats::LatencySummary;
 
 fn fmt_opt(v: Option<f64>) -> String {

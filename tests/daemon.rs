@@ -324,3 +324,50 @@ async fn a_burst_that_cannot_be_prepared_is_a_recorded_failure_and_frees_the_tar
     assert_eq!(sample(&m, "llm_loadtest_runs_total", &[("target", "sim"), ("result", "failed")]), Some(2.0));
     d.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_dir_reproduces_the_daemon_verdicts_exactly() {
+    use llm_loadtest::sim::Faults;
+    let sim = common::sim_with(SimConfig::default()).await;
+    // A WARN to reproduce (requests missing from the server's counters), next to other
+    // clients' traffic (a background estimate), a goodput SLO and tolerances of the target's own.
+    sim.set_faults(Faults { drop_from_metrics_rate: 0.3, ..Faults::default() });
+    let url = sim.base_url();
+    let background = tokio::spawn(async move {
+        let a = common::run_args(
+            &url,
+            &[],
+            &["--rate", "10", "--duration", "3s", "--max-tokens", "4", "--skip-validation"],
+        );
+        common::burst_with(&url, "sim-model", &a).await
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        r#"
+[targets.sim]
+url = "{}"
+model = "sim-model"
+[targets.sim.workload]
+requests = 30
+concurrency = 4
+max_tokens = 8
+input_tokens = 16
+idle_window = "500ms"
+settle_timeout = "2s"
+goodput = {{ ttft_ms = 500, e2el_ms = 2000 }}
+[targets.sim.tolerances]
+request_count = 0.07
+ttft_mean = 0.4
+"#,
+        sim.base_url()
+    );
+    let (run_id, live) = common::daemon::one_triggered_run(&toml, dir.path(), "sim").await;
+    background.await.unwrap();
+    assert_eq!(live["validation"]["overall"], "WARN", "{:#}", live["validation"]);
+    assert!(live["validation"]["server_info"]["background_request_rate"].is_number(), "{:#}", live["validation"]);
+
+    let saved = dir.path().join("runs").join("sim").join(&run_id);
+    let offline = llm_loadtest::offline::validate_dir(&saved, None).unwrap();
+    assert_eq!(serde_json::to_value(&offline).unwrap(), live["validation"]);
+    sim.shutdown().await;
+}

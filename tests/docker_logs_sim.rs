@@ -8,7 +8,7 @@ use std::net::TcpListener;
 use std::process::Command;
 use std::time::Duration;
 
-use llm_loadtest::run::RunResult;
+use llm_loadtest::artifacts::RunResult;
 use llm_loadtest::validate::{DockerLogsValidation, Status};
 
 mod common;
@@ -158,4 +158,24 @@ async fn a_missing_container_skips_with_the_reason() {
     assert_eq!(d.section.status, Status::Skip);
     assert!(d.section.reason.as_deref().unwrap().contains("no-such-container-xyz"), "{d:#?}");
     assert_eq!(r.client.completed, 2, "the run itself is kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker Engine and the llm-loadtest:local image: run scripts/test.sh"]
+async fn validate_dir_reproduces_a_daemon_run_with_its_logs_exactly() {
+    let c = SimContainer::start("offline", &["--fault-error-log-every", "700ms"]);
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[targets.sim]\nurl = \"{}\"\nmodel = \"sim-model\"\ncontainer = \"{}\"\n\
+         [targets.sim.workload]\nduration = \"2s\"\nconcurrency = 2\nmax_tokens = 16\nidle_window = \"0s\"\n",
+        c.url, c.name
+    );
+    let (run_id, live) = common::daemon::one_triggered_run(&toml, dir.path(), "sim").await;
+    let logs = &live["validation"]["docker_logs"];
+    assert_eq!(logs["status"], "WARN", "the injected ERROR lines: {logs:#}");
+    assert!(logs["comparisons"].as_array().is_some_and(|c| !c.is_empty()), "{logs:#}");
+
+    let saved = dir.path().join("runs").join("sim").join(&run_id);
+    let offline = llm_loadtest::offline::validate_dir(&saved, None).unwrap();
+    assert_eq!(serde_json::to_value(&offline).unwrap(), live["validation"]);
 }

@@ -8,8 +8,8 @@
 //!
 //! Needs `promtool` on PATH (Debian: `apt-get install prometheus`); fails, never skips, without it.
 
+use llm_loadtest::artifacts::RunResult;
 use llm_loadtest::exporter::Exporter;
-use llm_loadtest::run::RunResult;
 use llm_loadtest::sim::SimConfig;
 
 mod common;

@@ -6,8 +6,9 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::post;
 use clap::Parser;
+use llm_loadtest::artifacts::RunResult;
 use llm_loadtest::cli::{Cli, Command};
-use llm_loadtest::run::{self, RunResult};
+use llm_loadtest::{burst, run};
 use tokio_util::sync::CancellationToken;
 
 const SSE: &str = "text/event-stream";
@@ -47,7 +48,7 @@ async fn burst(url: &str) -> RunResult {
     ];
     let Command::Run(a) = Cli::try_parse_from(argv).unwrap().command else { unreachable!() };
     let p = run::prepare(&a, &url::Url::parse(url).unwrap(), "m", "t").unwrap();
-    run::run_prepared(p, "t".into(), CancellationToken::new(), None).await
+    burst::run(p, "t".into(), CancellationToken::new(), None).await
 }
 
 fn leak(s: String) -> &'static str {

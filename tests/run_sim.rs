@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use llm_loadtest::artifacts::RunResult;
 use llm_loadtest::cli::RunArgs;
-use llm_loadtest::run::{self, RunResult};
 use llm_loadtest::sim::{Faults, LatencyDist, SimConfig};
+use llm_loadtest::{burst, run};
 use tokio_util::sync::CancellationToken;
 
 mod common;
@@ -100,7 +101,7 @@ async fn unknown_model_is_a_404_with_the_server_message() {
     let sim = sim_with(SimConfig::default()).await;
     let a = args(&["--requests", "2"]);
     let p = run::prepare(&a, &url::Url::parse(&sim.base_url()).unwrap(), "nope", "t").unwrap();
-    let r = run::run_prepared(p, "t".into(), CancellationToken::new(), None).await;
+    let r = burst::run(p, "t".into(), CancellationToken::new(), None).await;
     assert_eq!(r.client.http_statuses.get(&404), Some(&2));
     assert!(r.records[0].error.as_deref().unwrap().contains("does not exist"), "{:?}", r.records[0].error);
     sim.shutdown().await;
@@ -178,7 +179,7 @@ async fn duration_warmup_and_cancel() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         c2.cancel();
     });
-    let r = run::run_prepared(p, "t".into(), cancel, None).await;
+    let r = burst::run(p, "t".into(), cancel, None).await;
     assert!(r.cancelled);
     assert_eq!(r.client.errors.get("cancelled"), Some(&4), "{:?}", r.client.errors);
     assert!(r.records.len() < 50);
@@ -195,7 +196,18 @@ async fn bad_inputs_are_refused_before_sending() {
     assert!(err(&["--rate=-3"]).contains("rate"));
     assert!(err(&["--requests", "0"]).contains("--requests"));
     assert!(err(&["--first-token-timeout", "90s", "--timeout", "10s"]).contains("longer than --timeout"));
-    assert!(err(&["--goodput", "ttft"]).contains("metric:milliseconds"));
+    // A malformed SLO term is refused while the flags are parsed, before any plan.
+    let parse = <llm_loadtest::cli::Cli as clap::Parser>::try_parse_from([
+        "llm-loadtest",
+        "run",
+        "--target",
+        "http://127.0.0.1:1",
+        "--model",
+        "m",
+        "--goodput",
+        "ttft",
+    ]);
+    assert!(parse.err().map(|e| e.to_string()).unwrap_or_default().contains("metric:milliseconds"));
     assert!(err(&["--api-key-file", "/no/key"]).contains("/no/key"));
 }
 

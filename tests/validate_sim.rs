@@ -9,7 +9,7 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use llm_loadtest::run::{self, RunResult};
+use llm_loadtest::artifacts::{self, RunResult};
 use llm_loadtest::sim::{Faults, LatencyDist, LengthDist, SimConfig};
 use llm_loadtest::validate::{Comparison, Status};
 
@@ -234,7 +234,7 @@ async fn skip_validation_and_artifacts() {
 
     let dir = tempfile::tempdir().unwrap();
     let r = burst(&sim.base_url(), &["--requests", "6", "--max-tokens", "8"]).await;
-    run::save_artifacts(dir.path(), &r).unwrap();
+    artifacts::save(dir.path(), &r).unwrap();
     for f in ["result.json", "requests.jsonl", "metrics_before.txt", "metrics_after.txt", "metrics_idle_start.txt"] {
         assert!(dir.path().join(f).is_file(), "{f} missing");
     }

@@ -15,16 +15,9 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use tokio::sync::mpsc;
 
-const PROBE_PERIOD: Duration = Duration::from_millis(2);
+use crate::record::ReceiveLag;
 
-/// Wake-up delay figures, microseconds.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ReceiveLag {
-    pub samples: u64,
-    pub p50_us: f64,
-    pub p99_us: f64,
-    pub max_us: f64,
-}
+const PROBE_PERIOD: Duration = Duration::from_millis(2);
 
 pub struct LagProbe {
     stop: Arc<AtomicBool>,

@@ -1,43 +1,13 @@
 //! One request from send to last byte, measured into a `RequestRecord`.
 
-use std::time::Duration;
-
 use eventsource_stream::{EventStreamError, Eventsource};
 use futures_util::StreamExt;
 use tokio::time::{Instant, timeout_at};
 
-use super::record::{Outcome, RequestRecord};
+use crate::error::describe_reqwest;
 use crate::openai::{self, ChunkEvent};
-
-/// Per-request time limits.
-#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
-pub struct Timeouts {
-    #[serde(serialize_with = "secs", deserialize_with = "secs_from_f64")]
-    pub connect: Duration,
-    #[serde(serialize_with = "secs", deserialize_with = "secs_from_f64")]
-    pub first_token: Duration,
-    #[serde(serialize_with = "secs", deserialize_with = "secs_from_f64")]
-    pub request: Duration,
-}
-
-fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64())
-}
-
-fn secs_from_f64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let secs = <f64 as serde::Deserialize>::deserialize(d)?;
-    Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Timeouts {
-            connect: Duration::from_secs(10),
-            first_token: Duration::from_secs(30),
-            request: Duration::from_secs(60),
-        }
-    }
-}
+use crate::record::{Outcome, RequestRecord};
+use crate::workload::Timeouts;
 
 /// What a worker needs to send one request; shared by all workers of a burst.
 pub struct RequestTarget {
@@ -263,22 +233,6 @@ fn fail_send(record: RequestRecord, e: &reqwest::Error) -> RequestRecord {
         Outcome::StreamCut
     };
     fail(record, outcome, describe_reqwest(e))
-}
-
-/// reqwest's Display hides the cause chain ("error sending request"); walk it.
-pub fn describe_reqwest(e: &reqwest::Error) -> String {
-    let mut msg = e.to_string();
-    if let Some(u) = e.url() {
-        // The URL is ours (no secrets), but it is noise in every message.
-        msg = msg.replace(&format!(" for url ({u})"), "").replace(&format!(" ({u})"), "");
-    }
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
-    msg
 }
 
 /// "HTTP 404: The model `x` does not exist." from an OpenAI/vLLM error body.

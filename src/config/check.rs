@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::walk::{Problem, join};
-use super::{Config, MAX_DURATION, MAX_TARGET_NAME, MIN_INTERVAL, TargetConfig, Workload, env_segment};
+use super::{Config, MAX_TARGET_NAME, MIN_INTERVAL, TargetConfig, Workload, env_segment};
 use crate::validate::Tolerances;
-use crate::workload::prompts::LengthSpec;
+use crate::workload::spec::{duration_problem, positive_problem, show};
 
 pub(super) fn config(c: &Config) -> Vec<Problem> {
     let mut out = Vec::new();
@@ -134,80 +134,12 @@ pub(super) fn target_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The workload's own rules ([`Workload::validate`]), each named by its key under `prefix`.
 pub(super) fn workload(prefix: &str, w: &Workload, out: &mut Vec<Problem>) {
-    let key = |k: &str| dotted(prefix, k);
-    if w.concurrency == Some(0) {
-        out.push(Problem::new(key("concurrency"), "must be at least 1"));
+    for problem in w.validate() {
+        let related: Vec<String> = problem.related.iter().map(|k| dotted(prefix, k)).collect();
+        out.push(Problem::across(dotted(prefix, problem.key), &related, problem.message(str::to_owned)));
     }
-    if let Some(rate) = w.rate {
-        positive(&key("rate"), rate, "requests per second", out);
-    }
-    if w.poisson && w.rate.is_none() {
-        out.push(Problem::across(
-            key("poisson"),
-            &[key("rate")],
-            "shapes the gaps of an open loop; set rate too (or remove poisson)",
-        ));
-    }
-    if w.requests == Some(0) {
-        out.push(Problem::new(key("requests"), "must be at least 1"));
-    }
-    if let Some(d) = w.duration {
-        duration(&key("duration"), d, false, out);
-    }
-    if w.requests.is_some() && w.duration.is_some() {
-        out.push(Problem::across(
-            key("duration"),
-            &[key("requests")],
-            "set either requests or duration, not both (requests stops after N requests, duration after a time)",
-        ));
-    }
-    at_least_one(&key("max_tokens"), u64::from(w.max_tokens), out);
-    if let Some(t) = w.temperature
-        && !(t.is_finite() && t >= 0.0)
-    {
-        out.push(Problem::new(key("temperature"), format!("must be a number from 0 up, got {t}")));
-    }
-    if let Some(len) = &w.input_tokens {
-        // The same parser as `run --input-tokens`.
-        if let Err(e) = len.to_string().parse::<LengthSpec>() {
-            out.push(Problem::new(key("input_tokens"), e.to_string()));
-        }
-        if w.dataset.is_some() {
-            out.push(Problem::across(
-                key("input_tokens"),
-                &[key("dataset")],
-                "sets the length of synthetic prompts; it cannot be combined with dataset",
-            ));
-        }
-    }
-    if w.dataset.as_ref().is_some_and(|f| f.as_os_str().is_empty()) {
-        out.push(Problem::new(key("dataset"), "must not be empty"));
-    }
-    if w.tokenizer.as_ref().is_some_and(|f| f.as_os_str().is_empty()) {
-        out.push(Problem::new(key("tokenizer"), "must not be empty"));
-    }
-    duration(&key("timeout"), w.timeout, false, out);
-    duration(&key("first_token_timeout"), w.first_token_timeout, false, out);
-    duration(&key("connect_timeout"), w.connect_timeout, false, out);
-    if w.first_token_timeout > w.timeout {
-        out.push(Problem::across(
-            key("first_token_timeout"),
-            &[key("timeout")],
-            format!(
-                "{} is longer than timeout ({}), which bounds the whole request",
-                show(w.first_token_timeout),
-                show(w.timeout)
-            ),
-        ));
-    }
-    for (name, v) in [("ttft_ms", w.goodput.ttft_ms), ("tpot_ms", w.goodput.tpot_ms), ("e2el_ms", w.goodput.e2el_ms)] {
-        if let Some(v) = v {
-            positive(&key(&format!("goodput.{name}")), v, "milliseconds", out);
-        }
-    }
-    duration(&key("idle_window"), w.idle_window, true, out);
-    duration(&key("settle_timeout"), w.settle_timeout, true, out);
 }
 
 pub(super) fn tolerances(key: &str, t: &Tolerances, out: &mut Vec<Problem>) {
@@ -247,7 +179,7 @@ pub(super) fn files(c: &Config) -> Vec<Problem> {
 }
 
 /// `prefix` + `a.b`, each segment quoted as needed.
-fn dotted(prefix: &str, keys: &str) -> String {
+pub(super) fn dotted(prefix: &str, keys: &str) -> String {
     keys.split('.').fold(prefix.to_owned(), |acc, k| join(&acc, k))
 }
 
@@ -261,21 +193,11 @@ fn at_least_one(key: &str, v: u64, out: &mut Vec<Problem>) {
 }
 
 fn positive(key: &str, v: f64, unit: &str, out: &mut Vec<Problem>) {
-    if !(v.is_finite() && v > 0.0) {
-        out.push(Problem::new(key, format!("must be a number above 0 ({unit}), got {v}")));
-    }
+    out.extend(positive_problem(v, unit).map(|m| Problem::new(key, m)));
 }
 
 fn duration(key: &str, d: Duration, zero_ok: bool, out: &mut Vec<Problem>) {
-    if d.is_zero() && !zero_ok {
-        out.push(Problem::new(key, "must be more than 0s"));
-    } else if d > MAX_DURATION {
-        out.push(Problem::new(key, format!("must be at most 365d, got {}", show(d))));
-    }
-}
-
-fn show(d: Duration) -> String {
-    humantime::format_duration(d).to_string()
+    out.extend(duration_problem(d, zero_ok).map(|m| Problem::new(key, m)));
 }
 
 fn http_url(key: &str, u: &url::Url, out: &mut Vec<Problem>) {

@@ -22,11 +22,6 @@ use super::walk::{Problem, Problems, join};
 /// The prefix of every override variable, without its `__`.
 pub const ENV_PREFIX: &str = "LLM_LOADTEST";
 
-/// The origin recorded on values from the environment is the variable's name.
-pub(super) fn is_env_origin(origin: &str) -> bool {
-    origin.starts_with("LLM_LOADTEST__")
-}
-
 /// A target name as an environment variable segment sees it.
 pub fn env_segment(name: &str) -> String {
     name.chars().map(|c| if c == '-' || c == '.' { '_' } else { c.to_ascii_lowercase() }).collect()

@@ -19,7 +19,6 @@ mod check;
 pub mod env;
 mod parse;
 mod walk;
-mod workload;
 
 #[cfg(test)]
 mod tests;
@@ -29,8 +28,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::workload::{DEFAULT_CONCURRENCY, DEFAULT_REQUESTS, MAX_DURATION, Workload};
 pub use env::{ENV_PREFIX, env_segment, env_var};
-pub use workload::{DEFAULT_CONCURRENCY, DEFAULT_REQUESTS, Workload};
 
 use walk::{Problem, Problems};
 
@@ -38,9 +37,6 @@ use walk::{Problem, Problems};
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9464);
 /// Default `data_dir`.
 pub const DEFAULT_DATA_DIR: &str = "./data";
-/// The longest duration any key accepts (a year): far beyond any sensible
-/// value, and small enough that clock arithmetic cannot overflow.
-pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 /// The shortest schedule interval.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest target name: names become metric label values and URL path segments.
@@ -357,15 +353,6 @@ impl TargetConfig {
             }
         }
     }
-}
-
-/// The rules of a workload (as for `[targets.NAME.workload]`), each problem as `key: message`
-/// with keys as the workload's own (`concurrency`, `rate`, ...). For workloads built at runtime,
-/// such as a trigger body merged over a profile.
-pub fn check_workload(w: &Workload) -> Vec<String> {
-    let mut out = Vec::new();
-    check::workload("", w, &mut out);
-    out.into_iter().map(|p| format!("{}: {}", p.key, p.message)).collect()
 }
 
 /// The text of `config/demo.toml`, the configuration of `serve --demo`.

@@ -2,21 +2,14 @@
 
 use config::{Map, Value, ValueKind};
 
+use super::check::dotted;
 use super::walk::{Problems, Section, join, read, serde_section};
-use super::workload::{DEFAULT_CONCURRENCY, DEFAULT_REQUESTS};
-use super::{
-    AuthConfig, Config, HistoryConfig, LogFormat, MIN_INTERVAL, Schedule, TargetConfig, TriggerLimits, Workload,
-};
+use super::{AuthConfig, Config, HistoryConfig, LogFormat, MIN_INTERVAL, Schedule, TargetConfig, TriggerLimits};
 use crate::openai::Endpoint;
 use crate::stats::Slo;
 use crate::validate::Tolerances;
 use crate::workload::prompts::DatasetFormat;
-
-/// Workload keys that go together when a target's workload is laid over
-/// `[defaults.workload]`: setting any key of a group drops the defaults' whole
-/// group (a target with `duration` does not also inherit `requests`).
-const GROUPS: &[&[&str]] =
-    &[&["requests", "duration"], &["concurrency", "rate", "poisson"], &["input_tokens", "dataset", "dataset_format"]];
+use crate::workload::{Workload, WorkloadPatch};
 
 pub(super) struct Parsed {
     pub config: Config,
@@ -27,7 +20,8 @@ pub(super) struct Parsed {
 
 #[derive(Default)]
 struct Defaults {
-    workload: Option<Section>,
+    /// `[defaults.workload]`, and its keys that could not be read.
+    workload: Option<(WorkloadPatch, Vec<String>)>,
     tolerances: Option<Section>,
 }
 
@@ -58,10 +52,15 @@ pub(super) fn config(root: Map<String, Value>, p: &mut Problems) -> Parsed {
     let mut parsed = Parsed { config: Config::default(), default_workload: None, default_tolerances: None };
     let mut defaults = Defaults::default();
     if let Some(mut d) = s.section("defaults", p) {
-        defaults.workload = d.section("workload", p);
+        defaults.workload = d.section("workload", p).map(|w| {
+            let patch = workload(w, p);
+            let prefix = "defaults.workload.";
+            let unreadable = p.unreadable.iter().filter_map(|k| k.strip_prefix(prefix)).map(str::to_owned).collect();
+            (patch, unreadable)
+        });
         defaults.tolerances = d.section("tolerances", p);
         d.finish(p);
-        parsed.default_workload = defaults.workload.clone().map(|w| workload(w, p));
+        parsed.default_workload = defaults.workload.as_ref().map(|(w, _)| Workload::default().overlaid(w));
         parsed.default_tolerances = defaults.tolerances.clone().map(|t| serde_section::<Tolerances>(t, p));
     }
     if let Some(mut targets) = s.section("targets", p) {
@@ -120,11 +119,26 @@ fn target(name: &str, value: Value, defaults: &Defaults, p: &mut Problems) -> Op
     let api_key_file = s.get("api_key_file", p, read::path);
     let skip_validation = s.get("skip_validation", p, read::bool).unwrap_or(false);
 
-    let mut w = s.section("workload", p).unwrap_or_else(|| Section::empty(&s.key("workload")));
-    if let Some(d) = &defaults.workload {
-        w.inherit(d, GROUPS);
+    let own = s.section("workload", p).unwrap_or_else(|| Section::empty(&s.key("workload")));
+    let prefix = own.path().to_owned();
+    let unread_defaults: Vec<String> = match &defaults.workload {
+        Some((_, unreadable)) => unreadable.iter().filter(|k| !own.has(k)).cloned().collect(),
+        None => Vec::new(),
+    };
+    let own = workload(own, p);
+    // The target's table over [defaults.workload] over the defaults. What the target takes
+    // from [defaults.workload] is checked (and reported) there, once.
+    let mut workload = Workload::default();
+    if let Some((d, _)) = &defaults.workload {
+        workload.overlay(d);
+        for k in d.keys_kept_under(&own) {
+            p.inherited.insert(dotted(&prefix, k));
+        }
+        for k in &unread_defaults {
+            p.unreadable.insert(dotted(&prefix, k));
+        }
     }
-    let workload = workload(w, p);
+    workload.overlay(&own);
 
     let mut t = s.section("tolerances", p).unwrap_or_else(|| Section::empty(&s.key("tolerances")));
     let own_tolerances = t.own_len();
@@ -165,38 +179,31 @@ fn schedule(mut s: Section, p: &mut Problems) -> Schedule {
     Schedule { interval, jitter }
 }
 
-fn workload(mut s: Section, p: &mut Problems) -> Workload {
-    let d = Workload::default();
-    let endpoint = s.get("endpoint", p, read::choice::<Endpoint>).unwrap_or(d.endpoint);
-    let stream = s.get("stream", p, read::bool).unwrap_or(d.stream);
-    let requests = s.get("requests", p, read::u64);
-    let duration = s.get("duration", p, read::duration);
-    let concurrency = s.get("concurrency", p, read::u32);
-    let rate = s.get("rate", p, read::f64);
-    let w = Workload {
-        endpoint,
-        stream,
-        requests: if requests.is_none() && duration.is_none() { Some(DEFAULT_REQUESTS) } else { requests },
-        duration,
-        concurrency: if concurrency.is_none() && rate.is_none() { Some(DEFAULT_CONCURRENCY) } else { concurrency },
-        rate,
-        poisson: s.get("poisson", p, read::bool).unwrap_or(d.poisson),
-        seed: s.get("seed", p, read::u64).unwrap_or(d.seed),
-        warmup: s.get("warmup", p, read::u64).unwrap_or(d.warmup),
-        max_tokens: s.get("max_tokens", p, read::u32).unwrap_or(d.max_tokens),
-        ignore_eos: s.get("ignore_eos", p, read::bool).unwrap_or(d.ignore_eos),
+fn workload(mut s: Section, p: &mut Problems) -> WorkloadPatch {
+    let w = WorkloadPatch {
+        endpoint: s.get("endpoint", p, read::choice::<Endpoint>),
+        stream: s.get("stream", p, read::bool),
+        requests: s.get("requests", p, read::u64),
+        duration: s.get("duration", p, read::duration),
+        concurrency: s.get("concurrency", p, read::u32),
+        rate: s.get("rate", p, read::f64),
+        poisson: s.get("poisson", p, read::bool),
+        seed: s.get("seed", p, read::u64),
+        warmup: s.get("warmup", p, read::u64),
+        max_tokens: s.get("max_tokens", p, read::u32),
+        ignore_eos: s.get("ignore_eos", p, read::bool),
         temperature: s.get("temperature", p, read::f64),
         extra_body: s.get("extra_body", p, read::json_object),
         input_tokens: s.get("input_tokens", p, read::length),
         dataset: s.get("dataset", p, read::path),
-        dataset_format: s.get("dataset_format", p, read::choice::<DatasetFormat>).unwrap_or(d.dataset_format),
+        dataset_format: s.get("dataset_format", p, read::choice::<DatasetFormat>),
         tokenizer: s.get("tokenizer", p, read::path),
-        timeout: s.get("timeout", p, read::duration).unwrap_or(d.timeout),
-        first_token_timeout: s.get("first_token_timeout", p, read::duration).unwrap_or(d.first_token_timeout),
-        connect_timeout: s.get("connect_timeout", p, read::duration).unwrap_or(d.connect_timeout),
-        goodput: s.section("goodput", p).map(|g| slo(g, p)).unwrap_or_default(),
-        idle_window: s.get("idle_window", p, read::duration).unwrap_or(d.idle_window),
-        settle_timeout: s.get("settle_timeout", p, read::duration).unwrap_or(d.settle_timeout),
+        timeout: s.get("timeout", p, read::duration),
+        first_token_timeout: s.get("first_token_timeout", p, read::duration),
+        connect_timeout: s.get("connect_timeout", p, read::duration),
+        goodput: s.section("goodput", p).map(|g| vec![slo(g, p)]),
+        idle_window: s.get("idle_window", p, read::duration),
+        settle_timeout: s.get("settle_timeout", p, read::duration),
     };
     s.finish(p);
     w

@@ -160,7 +160,7 @@ model = "n"
     assert_eq!(w.input_tokens, Some(LengthSpec::Uniform { min: 32, max: 64 }));
     assert_eq!(
         (w.timeout, w.first_token_timeout, w.connect_timeout),
-        (Duration::from_secs(20), Duration::from_secs(5), Duration::from_secs(2))
+        (Duration::from_secs(20), Some(Duration::from_secs(5)), Duration::from_secs(2))
     );
     assert_eq!((w.goodput.ttft_ms, w.goodput.tpot_ms, w.goodput.e2el_ms), (Some(500.0), Some(50.5), None));
     assert_eq!((w.idle_window, w.settle_timeout), (Duration::ZERO, Duration::from_secs(1)));
@@ -807,29 +807,22 @@ fn parse_run(flags: &[String]) -> crate::cli::RunArgs {
     }
 }
 
-#[test]
-fn default_workload_flags_are_the_cli_defaults() {
-    let flags = Workload::default().to_run_flags();
-    let args = parse_run(&flags);
-    let cli_defaults = parse_run(&[]);
-    assert_eq!(args.endpoint, cli_defaults.endpoint);
-    assert_eq!(args.no_stream, cli_defaults.no_stream);
-    assert_eq!((args.warmup, args.max_tokens, args.ignore_eos), (0, 128, false));
-    assert_eq!(
-        (args.timeout, args.first_token_timeout, args.connect_timeout),
-        // The CLI leaves the first-token timeout unset (30 s, or --timeout when shorter); the config writes 30 s.
-        (cli_defaults.timeout, Some(std::time::Duration::from_secs(30)), cli_defaults.connect_timeout)
-    );
-    assert_eq!(cli_defaults.first_token_timeout, None);
-    assert_eq!((args.idle_window, args.settle_timeout), (cli_defaults.idle_window, cli_defaults.settle_timeout));
-    assert_eq!(args.prompts.seed, cli_defaults.prompts.seed);
-    assert_eq!(args.prompts.dataset_format, cli_defaults.prompts.dataset_format);
-    assert_eq!((args.requests, args.concurrency), (Some(DEFAULT_REQUESTS), Some(DEFAULT_CONCURRENCY)));
-    assert!(flags.starts_with(&["--endpoint".to_owned(), "chat".to_owned()]), "{flags:?}");
+fn flags_workload(flags: &[&str]) -> Workload {
+    let flags: Vec<String> = flags.iter().map(|f| (*f).to_owned()).collect();
+    Workload::default().overlaid(&parse_run(&flags).workload)
 }
 
 #[test]
-fn every_workload_key_reaches_the_run_flags() {
+fn the_cli_adds_no_defaults_of_its_own() {
+    // Defaults live in `Workload::default()` only: `run` with no workload flags sets no key.
+    assert_eq!(parse_run(&[]).workload.set_keys(), Vec::<&str>::new());
+    assert_eq!(ok(&workload("")).targets[0].workload, Workload::default());
+    assert_eq!(Workload::default().requests, Some(DEFAULT_REQUESTS));
+    assert_eq!(Workload::default().concurrency, Some(DEFAULT_CONCURRENCY));
+}
+
+#[test]
+fn every_workload_key_means_the_same_in_config_and_flags() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("d.jsonl");
     std::fs::write(&data, "{\"prompt\": \"hi\"}\n").unwrap();
@@ -841,37 +834,65 @@ fn every_workload_key_reaches_the_run_flags() {
          goodput = {{ ttft_ms = 500, e2el_ms = 2500.5 }}\nidle_window = \"0s\"\nsettle_timeout = \"1s\"",
         data.display().to_string()
     )));
-    let w = &c.targets[0].workload;
-    let a = parse_run(&w.to_run_flags());
-    assert_eq!(a.endpoint, Endpoint::Completions);
-    assert!(a.no_stream);
-    assert_eq!((a.requests, a.duration), (None, Some(Duration::from_millis(90_250))));
-    assert_eq!((a.rate, a.poisson, a.concurrency), (Some(2.5), true, Some(4)));
-    assert_eq!((a.prompts.seed, a.warmup, a.max_tokens, a.ignore_eos), (9, 3, 16, true));
-    assert_eq!(a.temperature, Some(0.0));
-    assert_eq!(a.extra_body, w.extra_body);
-    assert_eq!(a.prompts.dataset.as_deref(), Some(data.as_path()));
-    assert_eq!(a.prompts.dataset_format, DatasetFormat::Jsonl);
-    assert_eq!(
-        (a.timeout, a.first_token_timeout, a.connect_timeout),
-        (Duration::from_secs(20), Some(Duration::from_millis(1500)), Duration::from_secs(2))
-    );
-    assert_eq!(crate::stats::Slo::parse(&a.goodput).unwrap(), w.goodput);
-    assert_eq!((a.idle_window, a.settle_timeout), (Duration::ZERO, Duration::from_secs(1)));
+    let configured = &c.targets[0].workload;
+    let dataset = format!("--dataset={}", data.display());
+    let flagged = flags_workload(&[
+        "--endpoint",
+        "completions",
+        "--no-stream",
+        "--duration",
+        "1m 30s 250ms",
+        "--rate",
+        "2.5",
+        "--poisson",
+        "--concurrency",
+        "4",
+        "--seed",
+        "9",
+        "--warmup",
+        "3",
+        "--max-tokens",
+        "16",
+        "--ignore-eos",
+        "--temperature",
+        "0.0",
+        "--extra-body",
+        r#"{"top_p": 0.9}"#,
+        &dataset,
+        "--dataset-format",
+        "jsonl",
+        "--timeout",
+        "20s",
+        "--first-token-timeout",
+        "1500ms",
+        "--connect-timeout",
+        "2s",
+        "--goodput",
+        "ttft:500",
+        "--goodput",
+        "e2el:2500.5",
+        "--idle-window",
+        "0s",
+        "--settle-timeout",
+        "1s",
+    ]);
+    assert_eq!(&flagged, configured);
+    assert_eq!(configured.endpoint, Endpoint::Completions);
+    assert!(!configured.stream);
+    assert_eq!((configured.requests, configured.duration), (None, Some(Duration::from_millis(90_250))));
+    assert_eq!(configured.first_token_timeout, Some(Duration::from_millis(1500)));
+    assert_eq!(configured.dataset.as_deref(), Some(data.as_path()));
+    assert_eq!(configured.dataset_format, DatasetFormat::Jsonl);
 
     let synthetic = ok(&workload("input_tokens = \"32..64\"\ntokenizer = \"Cargo.toml\"\nrequests = 5"));
-    let a = parse_run(&synthetic.targets[0].workload.to_run_flags());
-    assert_eq!(a.prompts.input_tokens.as_deref(), Some("32..64"));
-    assert_eq!(a.prompts.tokenizer.as_deref(), Some(std::path::Path::new("Cargo.toml")));
-    assert_eq!(a.requests, Some(5));
+    let flagged = flags_workload(&["--input-tokens", "32..64", "--tokenizer", "Cargo.toml", "--requests", "5"]);
+    assert_eq!(flagged, synthetic.targets[0].workload);
+    assert_eq!(flagged.input_tokens, Some(LengthSpec::Uniform { min: 32, max: 64 }));
 }
 
 #[test]
-fn a_value_starting_with_a_dash_is_not_taken_for_a_flag() {
-    let w = Workload { dataset: Some(PathBuf::from("-odd.jsonl")), ..Workload::default() };
-    let flags = w.to_run_flags();
-    assert!(flags.contains(&"--dataset=-odd.jsonl".to_owned()), "{flags:?}");
-    assert_eq!(parse_run(&flags).prompts.dataset.as_deref(), Some(std::path::Path::new("-odd.jsonl")));
+fn a_dataset_path_starting_with_a_dash_is_not_taken_for_a_flag() {
+    assert_eq!(flags_workload(&["--dataset=-odd.jsonl"]).dataset, Some(PathBuf::from("-odd.jsonl")));
 }
 
 // ---- no panics ----

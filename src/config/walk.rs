@@ -13,8 +13,6 @@ use std::time::Duration;
 
 use config::{Map, Value, ValueKind};
 
-use super::env::is_env_origin;
-
 /// One problem: the key it is about and what is wrong. `involved` lists the
 /// keys whose values the problem depends on (for cross-key rules).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,6 +270,12 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// Append "(from LLM_LOADTEST__…)" when the value came from the environment.
+/// The origin recorded on values from the environment is the variable's name
+/// (`ENV_PREFIX` + `__` + the key path, see `env.rs`); a file's origin is its path.
+pub(super) fn is_env_origin(origin: &str) -> bool {
+    origin.starts_with("LLM_LOADTEST__")
+}
+
 fn with_origin(msg: String, value: &Value) -> String {
     match value.origin().filter(|o| is_env_origin(o)) {
         Some(var) => format!("{msg} (from {var})"),

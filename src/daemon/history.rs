@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::run::RunResult;
+use crate::artifacts::{self, RunResult};
 use crate::validate::Status;
 
 /// One run as the API lists it.
@@ -142,7 +142,7 @@ impl Replay {
     }
 }
 
-/// A run id is also a directory name: only what `run::new_run_id` makes.
+/// A run id is also a directory name: only what `artifacts::new_run_id` makes.
 pub fn valid_run_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
@@ -207,8 +207,8 @@ impl History {
     pub fn add_result(&self, target: &str, trigger: &str, result: &RunResult) -> Result<(), String> {
         let mut summary = RunSummary::of_result(target, trigger, result);
         let dir = self.root.join(target).join(&result.run_id);
-        let written = write_dir(&dir, |tmp| crate::run::save_artifacts(tmp, result).map_err(|e| e.to_string()));
-        let unsaved_json = written.is_err().then(|| Arc::new(crate::run::result_json(result)));
+        let written = artifacts::write_dir_atomic(&dir, |tmp| artifacts::save(tmp, result)).map_err(|e| e.to_string());
+        let unsaved_json = written.is_err().then(|| Arc::new(artifacts::result_json(result)));
         summary.persisted = written.is_ok();
         self.push(Entry { summary, unsaved_json });
         written
@@ -219,9 +219,9 @@ impl History {
         let mut summary = RunSummary::of_failure(f);
         let json = serde_json::to_vec_pretty(f).unwrap_or_default();
         let dir = self.root.join(&f.target).join(&f.run_id);
-        let written = write_dir(&dir, |tmp| {
-            crate::run::write_atomic(&tmp.join("failure.json"), &json).map_err(|e| e.to_string())
-        });
+        let written =
+            artifacts::write_dir_atomic(&dir, |tmp| artifacts::write_atomic(&tmp.join("failure.json"), &json))
+                .map_err(|e| e.to_string());
         summary.persisted = written.is_ok();
         let unsaved_json = written.is_err().then(|| Arc::new(json));
         self.push(Entry { summary, unsaved_json });
@@ -291,22 +291,6 @@ impl History {
             !d
         });
     }
-}
-
-/// Write a run directory atomically: fill `DIR.tmp`, then rename it to `DIR`.
-fn write_dir(dir: &Path, fill: impl FnOnce(&Path) -> Result<(), String>) -> Result<(), String> {
-    let mut tmp = dir.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let result = (|| {
-        std::fs::create_dir_all(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
-        fill(&tmp)?;
-        std::fs::rename(&tmp, dir).map_err(|e| format!("cannot rename {} into place: {e}", tmp.display()))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-    result
 }
 
 /// One stored run: its summary, and what to replay.

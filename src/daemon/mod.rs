@@ -4,8 +4,9 @@
 //! the set of targets with a burst in flight. Bursts start from the scheduler
 //! ([`schedule`]) or the API ([`api`]) through one door, [`Daemon::start_run`],
 //! which enforces one burst per target (and one daemon-wide unless
-//! `allow_parallel_targets`), builds the burst exactly as `llm-loadtest run`
-//! would from the target's profile, and spawns it. When a burst ends its
+//! `allow_parallel_targets`), lays the trigger's patch over the target's
+//! workload, builds the burst with `burst::plan` (as `llm-loadtest run` does)
+//! and spawns it. When a burst ends its
 //! result is exported and written to the history; a write error is counted
 //! and logged, never fatal.
 //!
@@ -22,15 +23,15 @@ pub mod trigger;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::cli::{Cli, Command, RunArgs};
-use crate::config::{Config, TargetConfig, Workload};
+use crate::burst::Target;
+use crate::config::{Config, TargetConfig};
 use crate::exporter::{self, Exporter};
 use history::{Failure, History, Replay};
 
@@ -176,10 +177,9 @@ impl Daemon {
         running.insert(target.to_owned());
         drop(running);
         let guard = RunningGuard { daemon: self.clone(), target: target.to_owned() };
-        let run_id = crate::run::new_run_id();
-        let prepared = run_args(t, &workload)
-            .and_then(|args| crate::run::prepare(&args, &t.url, &t.model, &run_id).map_err(|e| e.to_string()));
-        let mut prepared = match prepared {
+        let run_id = crate::artifacts::new_run_id();
+        let prepared = crate::burst::plan(&target_of(t), &workload, t.tolerances.clone(), &run_id);
+        let prepared = match prepared.map_err(|e| e.to_string()) {
             Ok(p) => p,
             Err(e) => {
                 drop(guard);
@@ -187,14 +187,13 @@ impl Daemon {
                 return Err(StartError::Prepare(e));
             }
         };
-        prepared.tolerances = t.tolerances.clone();
         self.exporter.set_running(target, true);
         let cancel = self.shutdown.child_token();
         let id = run_id.clone();
         self.tasks.spawn(async move {
             let daemon = guard.daemon.clone();
             let target = guard.target.clone();
-            let result = crate::run::run_prepared(prepared, id, cancel, None).await;
+            let result = crate::burst::run(prepared, id, cancel, None).await;
             daemon.exporter.record_run(&target, &result);
             let verdict = result.validation.as_ref().map(|v| v.overall.as_str());
             tracing::info!(
@@ -257,28 +256,14 @@ impl Daemon {
     }
 }
 
-/// The `llm-loadtest run` arguments of a burst of `target` with `workload`.
-pub fn run_args(target: &TargetConfig, workload: &Workload) -> Result<RunArgs, String> {
-    let mut argv: Vec<String> = vec!["llm-loadtest".into(), "run".into()];
-    argv.extend(["--target".into(), target.url.to_string(), "--model".into(), target.model.clone()]);
-    argv.extend(workload.to_run_flags());
-    if let Some(u) = &target.metrics_url {
-        argv.extend(["--metrics-url".into(), u.to_string()]);
-    }
-    if let Some(c) = &target.container {
-        argv.extend(["--container".into(), c.clone()]);
-    }
-    if let Some(f) = &target.api_key_file {
-        argv.extend(["--api-key-file".into(), f.to_string_lossy().into_owned()]);
-    }
-    if target.skip_validation {
-        argv.push("--skip-validation".into());
-    }
-    argv.push("--quiet".into());
-    let cli = Cli::try_parse_from(&argv).map_err(|e| e.to_string())?;
-    match cli.command {
-        Command::Run(args) => Ok(*args),
-        _ => Err("internal error: not a run command".into()),
+/// The server side of a configured target's bursts.
+fn target_of(t: &TargetConfig) -> Target {
+    Target {
+        metrics_url: t.metrics_url.clone(),
+        container: t.container.clone(),
+        api_key_file: t.api_key_file.clone(),
+        skip_validation: t.skip_validation,
+        ..Target::new(t.url.clone(), t.model.clone())
     }
 }
 
@@ -328,4 +313,99 @@ pub async fn serve(
     // Bursts in flight are cancelled and recorded before the process exits.
     daemon.stop().await;
     served.map_err(|e| format!("the HTTP server failed: {e}"))
+}
+
+/// The config of `serve`: the file, or the demo's (its simulator is started later, in the
+/// runtime; the target URL is filled in then).
+pub fn load_serve_config(file: Option<&std::path::Path>) -> Result<(Config, bool), String> {
+    match file {
+        Some(path) => crate::config::load(path).map(|c| (c, false)).map_err(|e| e.to_string()),
+        None => {
+            let placeholder = url::Url::parse("http://127.0.0.1:1").map_err(|e| e.to_string())?;
+            crate::config::demo(&placeholder, "sim-model").map(|c| (c, true)).map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// `llm-loadtest serve`: the daemon until `stop` (SIGTERM/SIGINT); `demo` starts the simulator first.
+pub async fn serve_command(config: Config, overrides: ServeOverrides, demo: bool, stop: CancellationToken) -> ExitCode {
+    let mut config = config;
+    let mut sim = None;
+    if demo {
+        match crate::sim::start_demo().await {
+            Ok((h, url, model)) => {
+                for t in &mut config.targets {
+                    t.url = url.clone();
+                    t.model = model.clone();
+                }
+                eprintln!("demo: simulator serving {model} at {url}");
+                sim = Some(h);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let result = serve(config, overrides, stop, |addr| {
+        eprintln!("llm-loadtest serving on http://{addr}/ (status page), /metrics, /api/v1/runs");
+    })
+    .await;
+    if let Some(h) = sim {
+        h.shutdown().await;
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `llm-loadtest healthcheck`: exit 0 when a daemon answers its readiness probe.
+pub async fn healthcheck_command(url: &url::Url, timeout: Duration) -> ExitCode {
+    let options = crate::http::ClientOptions { connect_timeout: timeout, timeout: Some(timeout), ..Default::default() };
+    let client = match crate::http::client(options) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match client.get(url.as_str()).send().await {
+        Ok(r) if r.status().is_success() => ExitCode::SUCCESS,
+        Ok(r) => {
+            eprintln!("unhealthy: {} answered {}", url, r.status());
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {}: {}", url, crate::error::error_chain(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `llm-loadtest check-config FILE`: every problem, or the targets it would run.
+pub fn check_config_command(file: &std::path::Path) -> ExitCode {
+    match crate::config::load(file) {
+        Err(e) => {
+            eprintln!("error: {}: {e}", file.display());
+            ExitCode::from(1)
+        }
+        Ok(c) => {
+            println!("{}: OK, {} target(s)", file.display(), c.targets.len());
+            for t in &c.targets {
+                let schedule = match t.schedule {
+                    None => "on trigger only".to_owned(),
+                    Some(s) => format!("every {}", humantime::format_duration(s.interval)),
+                };
+                println!("  {} -> {} ({}), {schedule}", t.name, t.url, t.model);
+            }
+            for w in c.warnings() {
+                println!("warning: {w}");
+            }
+            ExitCode::SUCCESS
+        }
+    }
 }

@@ -6,138 +6,61 @@
 //! `rate`, `poisson`, `max_tokens`, `warmup`, `input_tokens`, `seed`,
 //! `ignore_eos`, `stream`; an empty body runs the profile as configured.
 //! Unknown keys are refused (a typo would otherwise silently run the default).
-//! `requests` and `duration` replace each other, as `rate` replaces a closed
-//! loop. Nothing in the body names a URL, a model, a file or a header: a
+//! A key of a group replaces its whole group ([`crate::workload::spec::GROUPS`]):
+//! `requests` and `duration` replace each other; `concurrency`, `rate` and
+//! `poisson` state the load shape together (`rate` alone is an uncapped open
+//! loop, `concurrency` alone a closed loop); `input_tokens` replaces a dataset.
+//! Nothing in the body names a URL, a model, a file or a header: a
 //! trigger can only vary the load on a configured target.
 
 use std::time::Duration;
 
-use crate::config::{TriggerLimits, Workload, check_workload};
-use crate::workload::prompts::LengthSpec;
+use crate::config::TriggerLimits;
+use crate::workload::{Workload, WorkloadPatch};
 
 /// The largest body accepted (bytes); a larger one is a 413.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Overrides {
-    requests: Option<u64>,
-    /// humantime, e.g. `"30s"`.
-    duration: Option<String>,
-    concurrency: Option<u32>,
-    rate: Option<f64>,
-    poisson: Option<bool>,
-    max_tokens: Option<u32>,
-    warmup: Option<u64>,
-    /// `128` or `"32..256"`.
-    input_tokens: Option<serde_json::Value>,
-    seed: Option<u64>,
-    ignore_eos: Option<bool>,
-    stream: Option<bool>,
-}
-
-/// `profile` with the body's overrides, or why the body is refused (a 400).
+/// `profile` with the body's overrides, or why the body is refused (a 400). The body is a
+/// [`WorkloadPatch`] in its serde form (only the load-shape keys exist there), laid over the
+/// profile with the same [`Workload::overlay`] as config layering.
 pub fn apply(body: &[u8], profile: &Workload, limits: &TriggerLimits) -> Result<Workload, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(profile.clone());
     }
-    let o: Overrides = serde_json::from_slice(body).map_err(|e| format!("bad trigger body: {e}"))?;
-    let mut w = profile.clone();
+    let patch: WorkloadPatch = serde_json::from_slice(body).map_err(|e| format!("bad trigger body: {e}"))?;
+    let mut problems = over_limits(&patch, limits);
+    let w = profile.clone().overlaid(&patch);
+    problems.extend(w.validate().iter().map(|p| p.render(str::to_owned)));
+    if problems.is_empty() { Ok(w) } else { Err(problems.join("; ")) }
+}
+
+/// What the body asks for beyond `[limits]`.
+fn over_limits(o: &WorkloadPatch, limits: &TriggerLimits) -> Vec<String> {
     let mut problems = Vec::new();
-    if let Some(n) = o.requests {
-        w.requests = Some(n);
-        w.duration = None;
-        if n > limits.max_requests {
-            problems.push(format!("requests: {n} is over the limit of {} (limits.max_requests)", limits.max_requests));
-        }
+    let mut over = |key: &str, v: String, limit: String, name: &str| {
+        problems.push(format!("{key}: {v} is over the limit of {limit} (limits.{name})"));
+    };
+    if let Some(n) = o.requests.filter(|n| *n > limits.max_requests) {
+        over("requests", n.to_string(), limits.max_requests.to_string(), "max_requests");
     }
-    if let Some(d) = &o.duration {
-        if o.requests.is_some() {
-            problems.push("duration: set either requests or duration, not both".to_owned());
-        }
-        match humantime::parse_duration(d) {
-            Ok(d) => {
-                w.duration = Some(d);
-                w.requests = None;
-            }
-            Err(e) => problems.push(format!("duration: {d:?} is not a duration like \"30s\" ({e})")),
-        }
+    if let Some(c) = o.concurrency.filter(|c| *c > limits.max_concurrency) {
+        over("concurrency", c.to_string(), limits.max_concurrency.to_string(), "max_concurrency");
     }
-    if let Some(c) = o.concurrency {
-        w.concurrency = Some(c);
-        if c > limits.max_concurrency {
-            problems.push(format!(
-                "concurrency: {c} is over the limit of {} (limits.max_concurrency)",
-                limits.max_concurrency
-            ));
-        }
+    if let Some(r) = o.rate.filter(|r| *r > limits.max_rate) {
+        over("rate", r.to_string(), limits.max_rate.to_string(), "max_rate");
     }
-    if let Some(r) = o.rate {
-        w.rate = Some(r);
-        if o.concurrency.is_none() && profile.rate.is_none() {
-            // A closed loop's concurrency is not meant as an open loop's cap.
-            w.concurrency = None;
-        }
-        if r > limits.max_rate {
-            problems.push(format!("rate: {r} is over the limit of {} (limits.max_rate)", limits.max_rate));
-        }
+    if let Some(m) = o.max_tokens.filter(|m| *m > limits.max_tokens) {
+        over("max_tokens", m.to_string(), limits.max_tokens.to_string(), "max_tokens");
     }
-    if let Some(p) = o.poisson {
-        w.poisson = p;
-    }
-    if let Some(m) = o.max_tokens {
-        w.max_tokens = m;
-        if m > limits.max_tokens {
-            problems.push(format!("max_tokens: {m} is over the limit of {} (limits.max_tokens)", limits.max_tokens));
-        }
-    }
-    if let Some(n) = o.warmup {
-        w.warmup = n;
-        if n > limits.max_requests {
-            problems.push(format!("warmup: {n} is over the limit of {} (limits.max_requests)", limits.max_requests));
-        }
-    }
-    if let Some(v) = &o.input_tokens {
-        let text = match v {
-            serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Number(n) => n.to_string(),
-            other => {
-                problems.push(format!("input_tokens: expected N or \"MIN..MAX\", got {other}"));
-                String::new()
-            }
-        };
-        if !text.is_empty() {
-            match text.parse::<LengthSpec>() {
-                Ok(len) => {
-                    w.input_tokens = Some(len);
-                    w.dataset = None;
-                }
-                Err(e) => problems.push(format!("input_tokens: {e}")),
-            }
-        }
-    }
-    if let Some(s) = o.seed {
-        w.seed = s;
-    }
-    if let Some(b) = o.ignore_eos {
-        w.ignore_eos = b;
-    }
-    if let Some(b) = o.stream {
-        w.stream = b;
+    if let Some(n) = o.warmup.filter(|n| *n > limits.max_requests) {
+        over("warmup", n.to_string(), limits.max_requests.to_string(), "max_requests");
     }
     // A duration that, with the request timeout, outlasts the limit would hold the target.
-    if let Some(d) = w.duration
-        && o.duration.is_some()
-        && d > limits.max_duration
-    {
-        problems.push(format!(
-            "duration: {} is over the limit of {} (limits.max_duration)",
-            show(d),
-            show(limits.max_duration)
-        ));
+    if let Some(d) = o.duration.filter(|d| *d > limits.max_duration) {
+        over("duration", show(d), show(limits.max_duration), "max_duration");
     }
-    problems.extend(check_workload(&w));
-    if problems.is_empty() { Ok(w) } else { Err(problems.join("; ")) }
+    problems
 }
 
 fn show(d: Duration) -> String {
@@ -147,6 +70,7 @@ fn show(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workload::prompts::LengthSpec;
 
     fn profile() -> Workload {
         Workload { requests: Some(40), concurrency: Some(4), ..Workload::default() }
@@ -173,6 +97,18 @@ mod tests {
     }
 
     #[test]
+    fn the_body_states_the_load_shape_whole() {
+        let l = TriggerLimits::default();
+        let open = Workload { rate: Some(5.0), poisson: true, concurrency: Some(4), ..profile() };
+        let w = apply(br#"{"concurrency": 2}"#, &open, &l).unwrap();
+        assert_eq!((w.concurrency, w.rate, w.poisson), (Some(2), None, false), "a closed loop of 2");
+        let w = apply(br#"{"rate": 8}"#, &open, &l).unwrap();
+        assert_eq!((w.concurrency, w.rate, w.poisson), (None, Some(8.0), false), "an uncapped open loop");
+        let w = apply(br#"{"max_tokens": 9}"#, &open, &l).unwrap();
+        assert_eq!((w.concurrency, w.rate, w.poisson, w.max_tokens), (Some(4), Some(5.0), true, 9), "shape kept");
+    }
+
+    #[test]
     fn bad_bodies_say_what_is_wrong() {
         let l = TriggerLimits { max_requests: 100, max_concurrency: 8, ..TriggerLimits::default() };
         let err = |body: &str| apply(body.as_bytes(), &profile(), &l).unwrap_err();
@@ -186,6 +122,7 @@ mod tests {
         assert!(err(r#"{"duration": "soon"}"#).contains("not a duration"));
         assert!(err(r#"{"duration": "2h"}"#).contains("limits.max_duration"));
         assert!(err(r#"{"requests": 5, "duration": "5s"}"#).contains("either requests or duration"));
+        assert!(err(r#"{"dataset": "/etc/passwd"}"#).contains("unknown field `dataset`"));
         assert!(err(r#"{"input_tokens": true}"#).contains("input_tokens"));
         assert!(err(r#"{"input_tokens": "9..x"}"#).contains("input_tokens"));
         assert!(err(r#"{"max_tokens": 100000}"#).contains("limits.max_tokens"));

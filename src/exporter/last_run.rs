@@ -5,8 +5,8 @@
 //! Adding a figure: a [`MetricDef`] in `metrics.rs`, then one `push` in the matching section of
 //! [`series`] (client, client vs server, validation, server-only, server logs).
 
-use crate::burst::{Outcome, RequestRecord};
-use crate::run::RunResult;
+use crate::artifacts::RunResult;
+use crate::record::{Outcome, RequestRecord};
 use crate::stats::{ClientStats, LatencySummary};
 use crate::validate::{Comparison, DockerLogsValidation, Section, Status, Validation};
 

@@ -150,7 +150,7 @@ pub const LAST_RUN_PHASE_DURATION: MetricDef = MetricDef {
 // Client measurements (measured requests only: warm-up requests are never counted)
 // ---------------------------------------------------------------------------------------------
 
-/// Measured requests by `outcome` (`ok`, `http_error`, ... as `burst::Outcome::as_label`); every
+/// Measured requests by `outcome` (`ok`, `http_error`, ... as `record::Outcome::as_label`); every
 /// outcome exists at 0 from start-up.
 pub const REQUESTS: MetricDef = MetricDef {
     name: "llm_loadtest_requests_total",

@@ -56,7 +56,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::run::RunResult;
+use crate::artifacts::RunResult;
 
 pub use metrics::*;
 
@@ -312,7 +312,7 @@ impl Metrics {
         for reason in FAILURE_REASONS {
             self.run_failures.get_or_create_owned(&FailureLabels { target: target.clone(), reason });
         }
-        for outcome in crate::burst::Outcome::ALL {
+        for outcome in crate::record::Outcome::ALL {
             self.requests.get_or_create_owned(&OutcomeLabels { target: target.clone(), outcome: outcome.as_label() });
         }
         let tl = TargetLabels { target };

@@ -7,9 +7,9 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::burst::Outcome;
 use crate::cli::{Cli, Command};
 use crate::promtext::{self, Exposition, Labels};
+use crate::record::Outcome;
 use crate::sim::{LatencyDist, LogSink, SimConfig};
 use crate::validate::{DockerLogsValidation, Section, Status, compare};
 
@@ -52,7 +52,7 @@ fn sim_result() -> &'static RunResult {
             ];
             let Command::Run(args) = Cli::try_parse_from(argv).unwrap().command else { unreachable!() };
             let p = crate::run::prepare(&args, &url::Url::parse(&url).unwrap(), "sim-model", "t").unwrap();
-            let r = crate::run::run_prepared(p, "t".into(), CancellationToken::new(), None).await;
+            let r = crate::burst::run(p, "t".into(), CancellationToken::new(), None).await;
             sim.shutdown().await;
             r
         })

@@ -26,7 +26,8 @@ pub use analyzer::{
     AccessCounts, EngineStatsSummary, LogAnalyzer, LogFindings, LogLimits, OTHER_ENDPOINTS, TimedEngineStats,
     analyze_text,
 };
-pub use parse::{parse_line, split_docker_timestamp};
+pub use clean::split_docker_timestamp;
+pub use parse::parse_line;
 pub use throughput::{WindowThroughput, generation_throughput_over};
 
 /// One physical log line as collected: its Docker timestamp if known (RFC3339Nano prefix

@@ -222,25 +222,3 @@ fn optional_integer<T: std::str::FromStr>(caps: &Captures<'_>, name: &str) -> Op
         Some(m) => m.as_str().parse().ok().map(Some),
     }
 }
-
-/// `"2026-11-23T07:01:02.123456789Z rest"` -> `(Some(ts), "rest")`; anything else -> `(None, line)`.
-/// Docker's `--timestamps` prefix is RFC 3339 with nanoseconds (trailing zeros trimmed) and one space.
-pub fn split_docker_timestamp(line: &str) -> (Option<jiff::Timestamp>, &str) {
-    let bytes = line.as_bytes();
-    let looks_like_date = bytes.len() >= 20
-        && bytes[..4].iter().all(u8::is_ascii_digit)
-        && bytes[4] == b'-'
-        && bytes[7] == b'-'
-        && bytes[10] == b'T';
-    if !looks_like_date {
-        return (None, line);
-    }
-    let end = line.find(' ').unwrap_or(line.len());
-    if end > 40 {
-        return (None, line);
-    }
-    match line[..end].parse::<jiff::Timestamp>() {
-        Ok(ts) => (Some(ts), line.get(end + 1..).unwrap_or("")),
-        Err(_) => (None, line),
-    }
-}

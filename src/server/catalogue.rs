@@ -1,9 +1,84 @@
 //! The vLLM metric catalogue: which exposed names the checks read, with the
 //! fallbacks across versions (vllm-facts.md, "Name changes in one place"),
-//! and the server figures of a burst computed from two snapshots. Pure.
+//! the server figures of a burst computed from two snapshots, and other clients'
+//! traffic from the idle window. What the server says, never a verdict. Pure.
+
+use serde::{Deserialize, Serialize};
 
 use crate::promtext::{DeltaError, Exposition, HistogramData, LabelFilter, counter_delta, histogram_delta};
-use crate::validate::{Figure, ServerFigures, ServerInfo};
+
+/// A server-side figure, or why there is none.
+pub type Figure = Result<f64, String>;
+
+/// What the server's /metrics delta says over the burst.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerFigures {
+    /// Finished requests (every finished_reason but `abort` and `error`).
+    pub finished_requests: Figure,
+    /// Prompt / generation tokens of finished requests only
+    /// (`request_prompt_tokens` / `request_generation_tokens` histogram sums).
+    pub finished_prompt_tokens: Figure,
+    pub finished_generation_tokens: Figure,
+    /// The counters, which also include aborted requests' tokens.
+    pub prompt_tokens_total: Figure,
+    pub generation_tokens_total: Figure,
+    pub ttft_mean_s: Figure,
+    pub e2e_mean_s: Figure,
+}
+
+/// Server-only figures, reported without a verdict.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    /// Requests per second finishing on the server in the idle window before the burst (other clients).
+    pub background_request_rate: Option<f64>,
+    pub queue_time_mean_ms: Option<f64>,
+    pub ttft_p50_ms: Option<f64>,
+    pub ttft_p99_ms: Option<f64>,
+    pub preemptions: Option<f64>,
+    /// Δhits / Δqueries over the burst, percent.
+    pub prefix_cache_hit_rate_pct: Option<f64>,
+    /// Peaks of gauges sampled during the burst.
+    pub peak_running: Option<f64>,
+    pub peak_waiting: Option<f64>,
+    /// Percent (vLLM exports a 0..1 fraction).
+    pub peak_kv_cache_usage_pct: Option<f64>,
+    /// vLLM version implied by the metric names, when known.
+    pub version_hint: Option<String>,
+}
+
+/// Other clients' traffic seen in the idle window before the burst.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Background {
+    pub window_s: f64,
+    pub finished_requests_per_s: f64,
+    pub prompt_tokens_per_s: f64,
+    pub generation_tokens_per_s: f64,
+}
+
+impl Background {
+    pub fn is_quiet(&self) -> bool {
+        self.finished_requests_per_s == 0.0 && self.prompt_tokens_per_s == 0.0 && self.generation_tokens_per_s == 0.0
+    }
+}
+
+/// Rates between the idle-window snapshots; None when they cannot be compared.
+pub fn background(
+    idle_start: &Exposition,
+    before: &Exposition,
+    window_s: f64,
+    filter: &LabelFilter,
+) -> Option<Background> {
+    if window_s <= 0.0 {
+        return None;
+    }
+    let rate = |name: &str| counter_delta(idle_start, before, name, filter).ok().map(|d| d / window_s);
+    Some(Background {
+        window_s,
+        finished_requests_per_s: rate(REQUEST_SUCCESS)?,
+        prompt_tokens_per_s: rate(PROMPT_TOKENS).unwrap_or(0.0),
+        generation_tokens_per_s: rate(GENERATION_TOKENS).unwrap_or(0.0),
+    })
+}
 
 pub const REQUEST_SUCCESS: &str = "vllm:request_success_total";
 pub const PROMPT_TOKENS: &str = "vllm:prompt_tokens_total";

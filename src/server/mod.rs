@@ -4,4 +4,3 @@ pub mod catalogue;
 pub mod scrape;
 
 pub use scrape::{GaugePeaks, MetricsClient, Scrape, ScrapeError};
-pub mod evaluate;

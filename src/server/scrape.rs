@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::catalogue;
-use crate::burst::worker::describe_reqwest;
+use crate::error::describe_reqwest;
 use crate::promtext::{self, Exposition, LabelFilter};
 
 /// Ask for the classic text format (what Prometheus itself prefers from
@@ -74,12 +74,13 @@ pub struct MetricsClient {
 
 impl MetricsClient {
     pub fn new(url: String, timeout: Duration) -> Result<MetricsClient, String> {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| format!("cannot build the metrics HTTP client: {}", crate::error::error_chain(&e)))?;
-        Ok(MetricsClient { client, url, timeout })
+        let options = crate::http::ClientOptions { connect_timeout: timeout, ..Default::default() };
+        Ok(MetricsClient::with_client(crate::http::client(options)?, url, timeout))
+    }
+
+    /// Scrape with an existing client (a burst shares its one client); `timeout` bounds each scrape.
+    pub fn with_client(client: reqwest::Client, url: String, timeout: Duration) -> MetricsClient {
+        MetricsClient { client, url, timeout }
     }
 
     pub fn url(&self) -> &str {
@@ -89,13 +90,16 @@ impl MetricsClient {
     pub async fn scrape(&self) -> Result<Scrape, ScrapeError> {
         let t0 = Instant::now();
         let url = self.url.clone();
-        let resp = self.client.get(&url).header(reqwest::header::ACCEPT, ACCEPT).send().await.map_err(|e| {
-            if e.is_timeout() {
-                ScrapeError::Timeout { url: url.clone(), secs: self.timeout.as_secs_f64() }
-            } else {
-                ScrapeError::Connect { url: url.clone(), detail: describe_reqwest(&e) }
-            }
-        })?;
+        let resp =
+            self.client.get(&url).timeout(self.timeout).header(reqwest::header::ACCEPT, ACCEPT).send().await.map_err(
+                |e| {
+                    if e.is_timeout() {
+                        ScrapeError::Timeout { url: url.clone(), secs: self.timeout.as_secs_f64() }
+                    } else {
+                        ScrapeError::Connect { url: url.clone(), detail: describe_reqwest(&e) }
+                    }
+                },
+            )?;
         let status = resp.status().as_u16();
         if !resp.status().is_success() {
             return Err(ScrapeError::Status { url, status });

@@ -143,6 +143,23 @@ pub async fn start(config: SimConfig, bind: SocketAddr) -> io::Result<SimHandle>
     Ok(SimHandle { addr, shared, server: Some(server), tasks })
 }
 
+/// The quiet simulator of `run --demo` and `serve --demo` on a free loopback port: its
+/// handle, base URL and model, or what went wrong.
+pub async fn start_demo() -> Result<(SimHandle, url::Url, String), String> {
+    let config = SimConfig { log_sink: LogSink::Discard, ..SimConfig::default() };
+    let model = config.model.clone();
+    let h =
+        start(config, ([127, 0, 0, 1], 0).into()).await.map_err(|e| format!("could not start the simulator: {e}"))?;
+    match url::Url::parse(&h.base_url()) {
+        Ok(url) => Ok((h, url, model)),
+        Err(e) => {
+            let msg = format!("the simulator's address {} is not a URL: {e}", h.base_url());
+            h.shutdown().await;
+            Err(msg)
+        }
+    }
+}
+
 /// Errors of the standalone simulator.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {

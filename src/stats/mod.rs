@@ -18,7 +18,7 @@ use serde::ser::{SerializeMap, Serializer};
 
 pub use summary::LatencySummary;
 
-use crate::burst::{Outcome, ReceiveLag, RequestRecord};
+use crate::record::{Outcome, ReceiveLag, RequestRecord};
 
 /// Service-level objectives for goodput, milliseconds (like `vllm bench serve --goodput`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -31,6 +31,15 @@ pub struct Slo {
 impl Slo {
     pub fn is_empty(&self) -> bool {
         self.ttft_ms.is_none() && self.tpot_ms.is_none() && self.e2el_ms.is_none()
+    }
+
+    /// Every SLO of `self`, and those of `other` over them.
+    pub fn merged(&self, other: &Slo) -> Slo {
+        Slo {
+            ttft_ms: other.ttft_ms.or(self.ttft_ms),
+            tpot_ms: other.tpot_ms.or(self.tpot_ms),
+            e2el_ms: other.e2el_ms.or(self.e2el_ms),
+        }
     }
 
     /// Parse `ttft:500 tpot:50 e2el:2000` (any subset, ms).

@@ -1,5 +1,5 @@
 use super::*;
-use crate::burst::{Outcome, RequestRecord};
+use crate::record::{Outcome, RequestRecord};
 use proptest::prelude::*;
 
 fn ok_record(index: u64, ttft: f64, chunks: &[f64], tokens: u64) -> RequestRecord {

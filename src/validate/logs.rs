@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{Comparison, Section, Status, Tolerances, compare};
 use crate::logs::{LogFindings, generation_throughput_over};
+use crate::openai::Endpoint;
+use crate::record::RequestRecord;
+use crate::stats::ClientStats;
 
 /// vLLM's default stats-log interval (`VLLM_LOG_STATS_INTERVAL`).
 pub const STATS_INTERVAL: Duration = Duration::from_secs(10);
@@ -150,6 +153,23 @@ pub fn docker_logs_validation(
         first_errors: findings.first_errors.clone(),
         first_warnings: findings.first_warnings.clone(),
         lines: findings.lines,
+    }
+}
+
+/// The client's figures for the log checks; `load` is the measured phase's wall-clock window.
+pub fn client_log_figures(
+    endpoint: Endpoint,
+    stats: &ClientStats,
+    records: &[RequestRecord],
+    load: (Timestamp, Timestamp),
+) -> ClientLogFigures {
+    ClientLogFigures {
+        endpoint: format!("POST {}", endpoint.path()),
+        // Warm-up requests end before the log window opens.
+        http_200: records.iter().filter(|r| !r.warmup && r.http_status == Some(200)).count() as u64,
+        output_tokens_per_s: stats.output_throughput,
+        load_start: Some(load.0),
+        load_end: Some(load.1),
     }
 }
 

@@ -5,12 +5,18 @@
 //! A check is PASS within tolerance, WARN outside it, SKIP when a side is
 //! missing (with the reason). A run never fails because of a verdict.
 
+mod assess;
 mod logs;
+mod prometheus;
 mod table;
 
 use serde::{Deserialize, Serialize};
 
-pub use logs::{ClientLogFigures, ContainerInfo, DockerLogsValidation, docker_logs_validation};
+pub use crate::server::catalogue::{Figure, ServerFigures, ServerInfo};
+
+pub use assess::{ClientSide, LogsInput, Observation, assess};
+pub use logs::{ClientLogFigures, ContainerInfo, DockerLogsValidation, client_log_figures, docker_logs_validation};
+pub use prometheus::{PrometheusInputs, client_figures, evaluate};
 pub use table::render_table;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -117,9 +123,6 @@ impl Tolerances {
     }
 }
 
-/// A server-side figure, or why there is none.
-pub type Figure = Result<f64, String>;
-
 /// What the client measured, in the units the checks compare.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClientFigures {
@@ -136,22 +139,6 @@ pub struct ClientFigures {
     /// The client's own receive lag was large enough to distort its TTFT.
     #[serde(default)]
     pub ttft_client_bound: bool,
-}
-
-/// What the server's /metrics delta says over the burst.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServerFigures {
-    /// Finished requests (every finished_reason but `abort` and `error`).
-    pub finished_requests: Figure,
-    /// Prompt / generation tokens of finished requests only
-    /// (`request_prompt_tokens` / `request_generation_tokens` histogram sums).
-    pub finished_prompt_tokens: Figure,
-    pub finished_generation_tokens: Figure,
-    /// The counters, which also include aborted requests' tokens.
-    pub prompt_tokens_total: Figure,
-    pub generation_tokens_total: Figure,
-    pub ttft_mean_s: Figure,
-    pub e2e_mean_s: Figure,
 }
 
 /// Compare within a relative tolerance (and an absolute floor, in the
@@ -332,26 +319,6 @@ fn latency_check(check: &str, client: Option<f64>, server: &Figure, tolerance: f
 
 #[cfg(test)]
 mod tests;
-
-/// Server-only figures, reported without a verdict.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ServerInfo {
-    /// Requests per second finishing on the server in the idle window before the burst (other clients).
-    pub background_request_rate: Option<f64>,
-    pub queue_time_mean_ms: Option<f64>,
-    pub ttft_p50_ms: Option<f64>,
-    pub ttft_p99_ms: Option<f64>,
-    pub preemptions: Option<f64>,
-    /// Δhits / Δqueries over the burst, percent.
-    pub prefix_cache_hit_rate_pct: Option<f64>,
-    /// Peaks of gauges sampled during the burst.
-    pub peak_running: Option<f64>,
-    pub peak_waiting: Option<f64>,
-    /// Percent (vLLM exports a 0..1 fraction).
-    pub peak_kv_cache_usage_pct: Option<f64>,
-    /// vLLM version implied by the metric names, when known.
-    pub version_hint: Option<String>,
-}
 
 /// The whole validation of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -44,23 +44,6 @@ mod duration_secs {
 }
 
 impl ArrivalPlan {
-    /// Validate the numbers a user gave (flags or config).
-    pub fn check(&self) -> Result<(), String> {
-        match self {
-            ArrivalPlan::Concurrency { concurrency: 0 } => Err("concurrency must be at least 1".into()),
-            ArrivalPlan::Concurrency { .. } => Ok(()),
-            ArrivalPlan::Rate { rate, max_concurrency, .. } => {
-                if !rate.is_finite() || *rate <= 0.0 {
-                    return Err(format!("request rate must be a positive number, got {rate}"));
-                }
-                if *max_concurrency == Some(0) {
-                    return Err("concurrency must be at least 1".into());
-                }
-                Ok(())
-            }
-        }
-    }
-
     /// The most requests in flight at once, if bounded.
     pub fn max_in_flight(&self) -> Option<u32> {
         match self {
@@ -143,14 +126,5 @@ mod tests {
     #[test]
     fn closed_loop_has_no_offsets() {
         assert!(ArrivalPlan::Concurrency { concurrency: 2 }.offsets().is_none());
-    }
-
-    #[test]
-    fn bad_numbers_are_rejected() {
-        assert!(ArrivalPlan::Concurrency { concurrency: 0 }.check().is_err());
-        assert!(rate(0.0, false, 0).check().is_err());
-        assert!(rate(f64::NAN, false, 0).check().is_err());
-        assert!(rate(-1.0, true, 0).check().is_err());
-        assert!(rate(2.5, true, 0).check().is_ok());
     }
 }

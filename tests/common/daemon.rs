@@ -102,6 +102,19 @@ pub async fn wait_run(d: &Running, target: &str, run_id: &str) -> serde_json::Va
     panic!("run {run_id} did not finish");
 }
 
+/// One triggered run of `target` on a daemon started for it over `data_dir`: the run's id and
+/// its full result as the API serves it; the daemon is shut down after.
+pub async fn one_triggered_run(toml: &str, data_dir: &Path, target: &str) -> (String, serde_json::Value) {
+    let d = Running::start(config(toml, data_dir)).await;
+    let (s, v) = post(&d.url(&format!("/api/v1/targets/{target}/runs")), "", None).await;
+    assert_eq!(s, 202, "{v}");
+    let run_id = v["run_id"].as_str().unwrap().to_owned();
+    wait_run(&d, target, &run_id).await;
+    let full = get_json(&d.url(&format!("/api/v1/runs/{run_id}"))).await;
+    d.shutdown().await;
+    (run_id, full)
+}
+
 pub async fn metrics(d: &Running) -> String {
     http().get(d.url("/metrics")).send().await.unwrap().text().await.unwrap()
 }

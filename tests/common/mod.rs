@@ -6,9 +6,10 @@ pub mod daemon;
 pub mod docker;
 
 use clap::Parser;
+use llm_loadtest::artifacts::RunResult;
 use llm_loadtest::cli::{Cli, Command, RunArgs};
-use llm_loadtest::run::{self, RunResult};
 use llm_loadtest::sim::{self, LogSink, SimConfig, SimHandle};
+use llm_loadtest::{burst, run};
 use tokio_util::sync::CancellationToken;
 
 /// `llm-loadtest run --target URL --model sim-model --quiet <base> <extra>`, parsed.
@@ -40,7 +41,7 @@ pub async fn sim_with(config: SimConfig) -> SimHandle {
 /// One burst against `url` with model `model`.
 pub async fn burst_with(url: &str, model: &str, a: &RunArgs) -> RunResult {
     let p = run::prepare(a, &url::Url::parse(url).unwrap(), model, "t").unwrap();
-    run::run_prepared(p, "t".into(), CancellationToken::new(), None).await
+    burst::run(p, "t".into(), CancellationToken::new(), None).await
 }
 
 /// `promtool ARGS` with `stdin`: (success, stdout + stderr). Fails, never skips, without promtool.

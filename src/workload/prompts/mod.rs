@@ -35,26 +35,6 @@ pub struct Prompt {
     pub tokens_exact: bool,
 }
 
-/// Where prompts come from (flattened into `run` and the daemon's target config).
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct PromptArgs {
-    /// Synthetic prompt length in tokens: N, or MIN..MAX (uniform), default 128
-    #[arg(long = "input-tokens")]
-    pub input_tokens: Option<String>,
-    /// Dataset file: JSONL with {"prompt": "..."} per line, or a ShareGPT JSON/JSONL file
-    #[arg(long)]
-    pub dataset: Option<PathBuf>,
-    /// Dataset format; auto looks at the content (a "conversations" field means ShareGPT)
-    #[arg(long, value_enum, default_value = "auto")]
-    pub dataset_format: DatasetFormat,
-    /// tokenizer.json for exact prompt token counts (HF tokenizers format)
-    #[arg(long)]
-    pub tokenizer: Option<PathBuf>,
-    /// Seed of the synthetic prompts and of the lengths drawn from a range
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-}
-
 /// Layout of a dataset file.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -193,26 +173,20 @@ struct Dataset {
 }
 
 impl PromptSource {
-    /// Build the source the flags describe: a dataset when `--dataset` is given,
-    /// else synthetic prompts of `--input-tokens` (default 128) tokens.
-    pub fn from_args(args: &PromptArgs) -> Result<PromptSource, PromptError> {
-        let tokenizer = args.tokenizer.as_deref().map(load_tokenizer).transpose()?;
-        let mut source = match &args.dataset {
+    /// Build the source a workload describes: a dataset when `dataset` is set,
+    /// else synthetic prompts of `input_tokens` (default 128) tokens.
+    pub fn from_workload(w: &crate::workload::Workload) -> Result<PromptSource, PromptError> {
+        let tokenizer = w.tokenizer.as_deref().map(load_tokenizer).transpose()?;
+        let mut source = match &w.dataset {
             Some(path) => {
-                if args.input_tokens.is_some() {
+                if w.input_tokens.is_some() {
                     return Err(PromptError::LengthWithDataset { path: path.clone() });
                 }
-                PromptSource::dataset(path, args.dataset_format, tokenizer)?
+                PromptSource::dataset(path, w.dataset_format, tokenizer)?
             }
-            None => {
-                let len = match &args.input_tokens {
-                    Some(s) => s.parse()?,
-                    None => LengthSpec::default(),
-                };
-                PromptSource::synthetic(len, args.seed, tokenizer)
-            }
+            None => PromptSource::synthetic(w.input_tokens.unwrap_or_default(), w.seed, tokenizer),
         };
-        source.tokenizer_name = args.tokenizer.as_deref().map(file_name);
+        source.tokenizer_name = w.tokenizer.as_deref().map(file_name);
         Ok(source)
     }
 

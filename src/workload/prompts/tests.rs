@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::*;
 
 use super::*;
+use crate::workload::Workload;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/prompts").join(name)
@@ -17,26 +18,26 @@ fn tokenizer(name: &str) -> Tokenizer {
     }
 }
 
-fn source(args: PromptArgs) -> PromptSource {
-    match PromptSource::from_args(&args) {
+fn source(args: Workload) -> PromptSource {
+    match PromptSource::from_workload(&args) {
         Ok(s) => s,
         Err(e) => panic!("{e}"),
     }
 }
 
-fn error(args: PromptArgs) -> PromptError {
-    match PromptSource::from_args(&args) {
+fn error(args: Workload) -> PromptError {
+    match PromptSource::from_workload(&args) {
         Ok(s) => panic!("expected an error, got {}", s.describe()),
         Err(e) => e,
     }
 }
 
-fn synthetic_args(input_tokens: &str, seed: u64) -> PromptArgs {
-    PromptArgs { input_tokens: Some(input_tokens.into()), seed, ..PromptArgs::default() }
+fn synthetic_args(input_tokens: &str, seed: u64) -> Workload {
+    Workload { input_tokens: Some(input_tokens.parse().unwrap()), seed, ..Workload::default() }
 }
 
-fn dataset_args(path: &Path) -> PromptArgs {
-    PromptArgs { dataset: Some(path.to_path_buf()), ..PromptArgs::default() }
+fn dataset_args(path: &Path) -> Workload {
+    Workload { dataset: Some(path.to_path_buf()), ..Workload::default() }
 }
 
 /// A temporary dataset file with `content`.
@@ -63,7 +64,7 @@ fn prompt_source_is_send_and_sync() {
 
 #[test]
 fn defaults_are_synthetic_128_approximate() {
-    let s = source(PromptArgs::default());
+    let s = source(Workload::default());
     let p = s.get(0);
     assert_eq!(p.input_tokens, 128);
     assert!(!p.tokens_exact);
@@ -129,7 +130,7 @@ fn synthetic_range_draws_lengths_reproducibly() {
 #[test]
 fn bad_length_is_an_error_naming_the_flag() {
     for bad in ["0", "20..10", "lots"] {
-        let e = error(synthetic_args(bad, 0));
+        let e = bad.parse::<LengthSpec>().unwrap_err();
         assert!(matches!(e, PromptError::InvalidLength { .. }));
         assert!(e.to_string().contains("--input-tokens"), "{e}");
     }
@@ -137,10 +138,10 @@ fn bad_length_is_an_error_naming_the_flag() {
 
 #[test]
 fn exact_lengths_with_a_wordlevel_tokenizer() {
-    let args = PromptArgs {
-        input_tokens: Some("2..300".into()),
+    let args = Workload {
+        input_tokens: Some("2..300".parse().unwrap()),
         tokenizer: Some(fixture("wordlevel-tokenizer.json")),
-        ..PromptArgs::default()
+        ..Workload::default()
     };
     let s = source(args);
     assert!(s.is_exact());
@@ -242,7 +243,7 @@ fn sharegpt_jsonl_is_detected() {
 #[test]
 fn explicit_format_is_obeyed() {
     // Told it is ShareGPT, a prompt JSONL file has no usable record.
-    let args = PromptArgs { dataset_format: DatasetFormat::Sharegpt, ..dataset_args(&fixture("prompts.jsonl")) };
+    let args = Workload { dataset_format: DatasetFormat::Sharegpt, ..dataset_args(&fixture("prompts.jsonl")) };
     let e = error(args);
     assert!(matches!(e, PromptError::EmptyDataset { skipped: 6, .. }), "{e:?}");
     assert!(e.to_string().contains("line 1: no \"conversations\" field"), "{e}");
@@ -251,7 +252,7 @@ fn explicit_format_is_obeyed() {
 #[test]
 fn dataset_counts_are_exact_with_a_tokenizer() {
     let args =
-        PromptArgs { tokenizer: Some(fixture("wordlevel-tokenizer.json")), ..dataset_args(&fixture("prompts.jsonl")) };
+        Workload { tokenizer: Some(fixture("wordlevel-tokenizer.json")), ..dataset_args(&fixture("prompts.jsonl")) };
     let s = source(args);
     assert!(s.is_exact());
     // "Write a haiku about load testing." -> Write a haiku about load testing . + BOS
@@ -287,14 +288,14 @@ fn missing_files_are_errors_naming_the_path() {
     assert_eq!(e.to_string(), "cannot read dataset /nonexistent/prompts.jsonl: no such file");
     assert_eq!(e.as_label(), "dataset_read");
 
-    let args = PromptArgs { tokenizer: Some("/nonexistent/tokenizer.json".into()), ..PromptArgs::default() };
+    let args = Workload { tokenizer: Some("/nonexistent/tokenizer.json".into()), ..Workload::default() };
     assert_eq!(error(args).to_string(), "cannot load tokenizer /nonexistent/tokenizer.json: no such file");
 }
 
 #[test]
 fn invalid_tokenizer_is_an_error() {
     let file = temp_dataset("{\"prompt\": \"this is a dataset, not a tokenizer\"}\n");
-    let args = PromptArgs { tokenizer: Some(file.path().to_path_buf()), ..PromptArgs::default() };
+    let args = Workload { tokenizer: Some(file.path().to_path_buf()), ..Workload::default() };
     let e = error(args);
     assert!(matches!(e, PromptError::Tokenizer { .. }), "{e:?}");
     assert!(e.to_string().starts_with(&format!("cannot load tokenizer {}: ", file.path().display())), "{e}");
@@ -302,7 +303,7 @@ fn invalid_tokenizer_is_an_error() {
 
 #[test]
 fn input_tokens_and_dataset_conflict() {
-    let args = PromptArgs { input_tokens: Some("64".into()), ..dataset_args(&fixture("prompts.jsonl")) };
+    let args = Workload { input_tokens: Some(LengthSpec::Fixed(64)), ..dataset_args(&fixture("prompts.jsonl")) };
     assert!(matches!(error(args), PromptError::LengthWithDataset { .. }));
 }
 

@@ -1,4 +1,6 @@
-//! The measurement of one request: plain data, statistics come later.
+//! The ground floor of a burst's data: what one request measured ([`RequestRecord`],
+//! [`Outcome`]) and the client's own receive lag ([`ReceiveLag`]). Plain data that `burst`
+//! writes and `stats`, `validate`, `artifacts` and `exporter` read; statistics come later.
 
 use serde::{Deserialize, Serialize};
 
@@ -119,4 +121,13 @@ impl RequestRecord {
     pub fn schedule_lag_s(&self) -> f64 {
         (self.sent_s - self.scheduled_s).max(0.0)
     }
+}
+
+/// Wake-up delay figures, microseconds.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ReceiveLag {
+    pub samples: u64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub max_us: f64,
 }

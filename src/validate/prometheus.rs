@@ -1,43 +1,35 @@
-//! From two snapshots (and an idle window before them) to the Prometheus
-//! section of a validation. Pure: used live by `run` and offline by `validate DIR`.
+//! The Prometheus section of a validation: from two /metrics snapshots (and an
+//! idle window before them) and the client's figures to verdicts. Pure: the
+//! live burst and `validate DIR` both reach it through [`super::assess`].
 
-use super::GaugePeaks;
-use super::catalogue::{self, model_filter, server_figures};
-use crate::promtext::{Exposition, LabelFilter, counter_delta};
-use crate::validate::{ClientFigures, Figure, Section, ServerFigures, ServerInfo, Tolerances, prometheus_checks};
+use super::{ClientFigures, Figure, Section, ServerFigures, ServerInfo, Tolerances, prometheus_checks};
+use crate::promtext::Exposition;
+use crate::record::{Outcome, RequestRecord};
+use crate::server::GaugePeaks;
+use crate::server::catalogue::{self, background, model_filter, server_figures};
+use crate::stats::ClientStats;
 
-/// Other clients' traffic seen in the idle window before the burst.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Background {
-    pub window_s: f64,
-    pub finished_requests_per_s: f64,
-    pub prompt_tokens_per_s: f64,
-    pub generation_tokens_per_s: f64,
-}
-
-impl Background {
-    pub fn is_quiet(&self) -> bool {
-        self.finished_requests_per_s == 0.0 && self.prompt_tokens_per_s == 0.0 && self.generation_tokens_per_s == 0.0
+/// What the client saw, in the units the server checks compare.
+pub fn client_figures(stats: &ClientStats, records: &[RequestRecord]) -> ClientFigures {
+    // Requests the server may have started but never finished (vLLM counts
+    // their tokens, not them): everything that failed after the connection.
+    let aborted = records
+        .iter()
+        .filter(|r| !r.warmup)
+        .filter(|r| {
+            matches!(r.outcome, Outcome::Timeout | Outcome::FirstTokenTimeout | Outcome::StreamCut | Outcome::Cancelled)
+        })
+        .count() as u64;
+    ClientFigures {
+        completed: stats.completed,
+        aborted,
+        prompt_tokens: stats.total_input_tokens,
+        output_tokens: stats.total_output_tokens,
+        tokens_from_usage: stats.tokens_from_usage,
+        ttft_mean_ms: stats.ttft_ms.mean,
+        e2e_mean_ms: stats.e2el_ms.mean,
+        ttft_client_bound: stats.client_bound.ttft,
     }
-}
-
-/// Rates between the idle-window snapshots; None when they cannot be compared.
-pub fn background(
-    idle_start: &Exposition,
-    before: &Exposition,
-    window_s: f64,
-    filter: &LabelFilter,
-) -> Option<Background> {
-    if window_s <= 0.0 {
-        return None;
-    }
-    let rate = |name: &str| counter_delta(idle_start, before, name, filter).ok().map(|d| d / window_s);
-    Some(Background {
-        window_s,
-        finished_requests_per_s: rate(catalogue::REQUEST_SUCCESS)?,
-        prompt_tokens_per_s: rate(catalogue::PROMPT_TOKENS).unwrap_or(0.0),
-        generation_tokens_per_s: rate(catalogue::GENERATION_TOKENS).unwrap_or(0.0),
-    })
 }
 
 /// The inputs of the Prometheus checks of one burst.

@@ -1,0 +1,325 @@
+//! A run on disk: the result schema ([`RunResult`] and what it records), the
+//! one writer of a run directory ([`save`]) and the one typed reader of it
+//! ([`read_dir`], [`RunResult::from_saved`]). `run --save-artifacts`, the
+//! daemon's history, `validate DIR` and the exporter's restart replay all go
+//! through here, so a saved run reads back as the run that was saved.
+//!
+//! A run directory holds `result.json`, `requests.jsonl` (one record per
+//! request) and the raw observations the verdicts came from: the /metrics
+//! snapshots and the container-log window.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::RunError;
+use crate::openai::Endpoint;
+use crate::record::{ReceiveLag, RequestRecord};
+use crate::server::GaugePeaks;
+use crate::stats::{self, ClientStats, Slo};
+use crate::validate::Validation;
+use crate::workload::{ArrivalPlan, StopCondition, Timeouts};
+
+/// Bumped whenever a key of the result JSON changes meaning.
+pub const RESULT_SCHEMA_VERSION: u32 = 1;
+
+/// Every phase name a burst records in [`RunResult::phases`], in the order they happen.
+pub const PHASES: [&str; 6] = ["idle_window", "metrics_before", "logs_before", "load", "settle", "logs"];
+
+/// Artifact file names.
+pub const RESULT_JSON: &str = "result.json";
+pub const REQUESTS_JSONL: &str = "requests.jsonl";
+pub const SNAPSHOT_IDLE_START: &str = "metrics_idle_start.txt";
+pub const SNAPSHOT_BEFORE: &str = "metrics_before.txt";
+pub const SNAPSHOT_AFTER: &str = "metrics_after.txt";
+pub const LOGS_WINDOW: &str = "container_logs.txt";
+pub const LOGS_TAIL_BEFORE: &str = "container_tail_before.txt";
+/// The raw observations a run directory may hold, read back by [`read_dir`].
+const OBSERVATION_FILES: [&str; 5] =
+    [SNAPSHOT_IDLE_START, SNAPSHOT_BEFORE, SNAPSHOT_AFTER, LOGS_WINDOW, LOGS_TAIL_BEFORE];
+
+/// What was asked for, recorded beside what happened.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RunPlan {
+    pub base_url: String,
+    pub endpoint: Endpoint,
+    pub stream: bool,
+    pub arrival: ArrivalPlan,
+    pub stop: StopCondition,
+    pub warmup: u64,
+    pub max_tokens: u32,
+    pub ignore_eos: bool,
+    pub prompts: String,
+    pub prompt_tokens_exact: bool,
+    pub timeouts: Timeouts,
+    pub goodput_slo: Slo,
+    /// None with --skip-validation.
+    pub metrics_url: Option<String>,
+}
+
+/// How the server's /metrics were observed (the raw snapshots are artifacts).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ServerSummary {
+    pub metrics_url: String,
+    pub idle_window_s: f64,
+    /// Before snapshot -> after snapshot, seconds.
+    pub counted_window_s: f64,
+    pub settle_polls: u32,
+    pub scrape_before_ms: Option<f64>,
+    pub scrape_after_ms: Option<f64>,
+    /// Lines of the after-snapshot the parser could not read.
+    pub line_errors_after: Option<usize>,
+    pub peaks: GaugePeaks,
+}
+
+/// Which log window was read (for offline re-validation).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct LogsSummary {
+    pub container: String,
+    pub from: jiff::Timestamp,
+    pub to: jiff::Timestamp,
+    /// Lines in the window (None when reading failed).
+    pub lines: Option<u64>,
+    /// Lines saved in the artifact (bounded).
+    pub kept_lines: u64,
+}
+
+/// The result of one run. Client statistics are flattened into the top level
+/// with `vllm bench serve`'s key names so its tooling reads this file.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunResult {
+    pub schema_version: u32,
+    pub tool_version: String,
+    pub run_id: String,
+    pub date: String,
+    pub model_id: String,
+    pub num_prompts: u64,
+    /// Requests per second asked for; "inf" for a closed loop (as `vllm bench serve`).
+    pub request_rate: serde_json::Value,
+    pub max_concurrency: Option<u32>,
+    pub plan: RunPlan,
+    pub started_at: jiff::Timestamp,
+    pub ended_at: jiff::Timestamp,
+    pub cancelled: bool,
+    #[serde(flatten)]
+    pub client: ClientStats,
+    /// Client vs server verdicts; absent with --skip-validation.
+    pub validation: Option<Validation>,
+    pub server: Option<ServerSummary>,
+    /// The container-log window that was read.
+    pub logs: Option<LogsSummary>,
+    /// Wall time of each phase of the burst, seconds.
+    pub phases: BTreeMap<&'static str, f64>,
+    /// Problems worth a user's attention (bad dataset lines, approximate token counts, ...).
+    pub notes: Vec<String>,
+    #[serde(skip)]
+    pub records: Vec<RequestRecord>,
+    /// The clock origin of the records' times (for in-process comparisons).
+    #[serde(skip)]
+    pub start_instant: Option<std::time::Instant>,
+    /// The raw observations, for artifacts: (file name, text).
+    #[serde(skip)]
+    pub snapshots: Vec<(&'static str, String)>,
+}
+
+/// The keys of a saved `result.json` that [`RunResult::from_saved`] reads back; the client
+/// statistics are recomputed from the records instead (`stats::compute` is pure, so they come
+/// out the same).
+#[derive(serde::Deserialize)]
+struct SavedResult {
+    schema_version: u32,
+    tool_version: String,
+    run_id: String,
+    date: String,
+    model_id: String,
+    num_prompts: u64,
+    request_rate: serde_json::Value,
+    max_concurrency: Option<u32>,
+    plan: RunPlan,
+    started_at: jiff::Timestamp,
+    ended_at: jiff::Timestamp,
+    cancelled: bool,
+    duration: f64,
+    #[serde(default)]
+    receive_lag: ReceiveLag,
+    validation: Option<Validation>,
+    server: Option<ServerSummary>,
+    logs: Option<LogsSummary>,
+    #[serde(default)]
+    phases: BTreeMap<String, f64>,
+    #[serde(default)]
+    notes: Vec<String>,
+}
+
+impl RunResult {
+    /// A result as [`save`] wrote it (`result.json`, `requests.jsonl`) read back. Unknown
+    /// phase names are dropped; the raw observations are not read (see [`read_dir`]).
+    pub fn from_saved(result_json: &[u8], requests_jsonl: &[u8]) -> Result<RunResult, String> {
+        let saved: SavedResult = serde_json::from_slice(result_json).map_err(|e| format!("{RESULT_JSON}: {e}"))?;
+        if saved.schema_version != RESULT_SCHEMA_VERSION {
+            return Err(format!(
+                "{RESULT_JSON} has schema version {}, this build reads {RESULT_SCHEMA_VERSION}",
+                saved.schema_version
+            ));
+        }
+        let records = read_records(requests_jsonl)?;
+        let client = stats::compute(&records, saved.duration, &saved.receive_lag, &saved.plan.goodput_slo);
+        let phases =
+            saved.phases.into_iter().filter_map(|(k, v)| PHASES.iter().find(|p| **p == k).map(|p| (*p, v))).collect();
+        Ok(RunResult {
+            schema_version: saved.schema_version,
+            tool_version: saved.tool_version,
+            run_id: saved.run_id,
+            date: saved.date,
+            model_id: saved.model_id,
+            num_prompts: saved.num_prompts,
+            request_rate: saved.request_rate,
+            max_concurrency: saved.max_concurrency,
+            plan: saved.plan,
+            started_at: saved.started_at,
+            ended_at: saved.ended_at,
+            cancelled: saved.cancelled,
+            client,
+            validation: saved.validation,
+            server: saved.server,
+            logs: saved.logs,
+            phases,
+            notes: saved.notes,
+            records,
+            start_instant: None,
+            snapshots: Vec::new(),
+        })
+    }
+
+    /// True when no measured request ever reached the server: the run could not run.
+    pub fn target_unreachable(&self) -> bool {
+        self.client.num_requests > 0
+            && self
+                .client
+                .errors
+                .iter()
+                .filter(|(k, _)| matches!(**k, "connect_error" | "connect_timeout"))
+                .map(|(_, v)| v)
+                .sum::<u64>()
+                == self.client.num_requests
+    }
+
+    /// The saved observation named `file` ([`SNAPSHOT_BEFORE`], [`LOGS_WINDOW`], ...).
+    pub fn snapshot(&self, file: &str) -> Option<&str> {
+        self.snapshots.iter().find(|(name, _)| *name == file).map(|(_, text)| text.as_str())
+    }
+}
+
+/// Records from a `requests.jsonl`; a bad line is an error naming it.
+fn read_records(jsonl: &[u8]) -> Result<Vec<RequestRecord>, String> {
+    let mut records = Vec::new();
+    for (i, line) in jsonl.split(|b| *b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let r: RequestRecord = serde_json::from_slice(line)
+            .map_err(|e| format!("{REQUESTS_JSONL} line {}: not a request record: {e}", i + 1))?;
+        records.push(r);
+    }
+    Ok(records)
+}
+
+/// A whole run directory read back: the result, its records and every raw observation
+/// present (decoded lossily: saved files may hold anything).
+pub fn read_dir(dir: &Path) -> Result<RunResult, RunError> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read(&path).map_err(|e| RunError::BadInput(format!("cannot read {}: {e}", path.display())))
+    };
+    let mut result = RunResult::from_saved(&read(RESULT_JSON)?, &read(REQUESTS_JSONL)?)
+        .map_err(|e| RunError::BadInput(format!("{}: {e}", dir.display())))?;
+    for name in OBSERVATION_FILES {
+        if let Ok(bytes) = std::fs::read(dir.join(name)) {
+            result.snapshots.push((name, String::from_utf8_lossy(&bytes).into_owned()));
+        }
+    }
+    Ok(result)
+}
+
+/// A short, sortable, unique-enough run id: UTC time plus random bits. It names a run
+/// directory, so it is only ever made here.
+pub fn new_run_id() -> String {
+    let now = jiff::Timestamp::now();
+    let ts = now.strftime("%Y%m%dT%H%M%SZ");
+    format!("{ts}-{:06x}", rand::random::<u32>() & 0xff_ffff)
+}
+
+/// Write `bytes` to `path` atomically (temp file + rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
+    let err = |source| RunError::Write { path: path.to_owned(), source };
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(err)?;
+    f.write_all(bytes).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+/// Write a whole directory atomically: fill `DIR.tmp`, then rename it to `DIR`.
+pub fn write_dir_atomic(dir: &Path, fill: impl FnOnce(&Path) -> Result<(), RunError>) -> Result<(), RunError> {
+    let mut tmp = dir.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let result = (|| {
+        std::fs::create_dir_all(&tmp).map_err(|source| RunError::Write { path: tmp.clone(), source })?;
+        fill(&tmp)?;
+        std::fs::rename(&tmp, dir).map_err(|source| RunError::Write { path: dir.to_owned(), source })
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    result
+}
+
+/// `result.json`, `requests.jsonl` and the raw observations into `dir` (each file atomically).
+pub fn save(dir: &Path, result: &RunResult) -> Result<(), RunError> {
+    std::fs::create_dir_all(dir).map_err(|source| RunError::Write { path: dir.to_owned(), source })?;
+    write_atomic(&dir.join(RESULT_JSON), &result_json(result))?;
+    let mut lines = Vec::new();
+    for r in &result.records {
+        // Serializing plain data cannot fail; an empty line would show if it did.
+        lines.extend(serde_json::to_vec(r).unwrap_or_default());
+        lines.push(b'\n');
+    }
+    write_atomic(&dir.join(REQUESTS_JSONL), &lines)?;
+    for (name, text) in &result.snapshots {
+        write_atomic(&dir.join(name), text.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// The result as `result.json` holds it (pretty JSON, newline-terminated).
+pub fn result_json(result: &RunResult) -> Vec<u8> {
+    let mut v = serde_json::to_vec_pretty(result).unwrap_or_default();
+    v.push(b'\n');
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_record_line_is_named() {
+        let e = read_records(b"{\"index\": 0}\n\nnot json\n").unwrap_err();
+        assert!(e.starts_with("requests.jsonl line 1") || e.starts_with("requests.jsonl line 3"), "{e}");
+    }
+
+    #[test]
+    fn a_failed_directory_write_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        let err = write_dir_atomic(&run, |tmp| {
+            std::fs::write(tmp.join("x"), "partial").unwrap();
+            Err(RunError::BadInput("stop".into()))
+        });
+        assert!(err.is_err());
+        assert!(!run.exists() && !dir.path().join("run.tmp").exists());
+        write_dir_atomic(&run, |tmp| write_atomic(&tmp.join("x"), b"whole")).unwrap();
+        assert_eq!(std::fs::read_to_string(run.join("x")).unwrap(), "whole");
+    }
+}

@@ -1,0 +1,215 @@
+//! The load phase: an optional warm-up, then the measured requests. One worker
+//! loop serves every load shape: the schedule (closed loop or absolute
+//! open-loop deadlines) and the stop condition are values.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::lag;
+use super::worker::{self, RequestTarget};
+use crate::openai::{Endpoint, RequestOptions, build_body};
+use crate::record::{Outcome, ReceiveLag, RequestRecord};
+use crate::workload::{ArrivalPlan, PromptSource, StopCondition};
+
+/// Everything that defines the load of one burst.
+pub struct LoadSpec {
+    pub target: Arc<RequestTarget>,
+    pub endpoint: Endpoint,
+    pub request: RequestOptions,
+    pub plan: ArrivalPlan,
+    pub stop: StopCondition,
+    /// Requests sent before the measured phase, left out of every statistic.
+    pub warmup: u64,
+}
+
+/// Called with every finished record (progress bars, live metrics).
+pub type RecordObserver = Arc<dyn Fn(&RequestRecord) + Send + Sync>;
+
+/// The raw outcome of the load phase.
+pub struct LoadOutput {
+    /// Measured and warm-up records, sorted by index.
+    pub records: Vec<RequestRecord>,
+    /// From the first measured send to the end of the last response.
+    pub duration_s: f64,
+    pub receive_lag: ReceiveLag,
+    /// The clock origin of `records` (the measured phase's start).
+    pub started_at: Instant,
+    pub started_unix: jiff::Timestamp,
+    pub ended_unix: jiff::Timestamp,
+    pub cancelled: bool,
+}
+
+struct Shared {
+    spec: LoadSpec,
+    prompts: Arc<PromptSource>,
+    cancel: CancellationToken,
+    observer: Option<RecordObserver>,
+    records: mpsc::UnboundedSender<RequestRecord>,
+}
+
+impl Shared {
+    /// Build, send and measure request `index`, scheduled at `scheduled_s`.
+    async fn one(&self, index: u64, warmup: bool, start: Instant, scheduled_s: f64) {
+        let prompt = self.prompts.get(index);
+        let body = build_body(self.spec.endpoint, &prompt.text, &self.spec.request);
+        let body = bytes::Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+        let record = RequestRecord::new(index, warmup, scheduled_s, scheduled_s, prompt.input_tokens);
+        let record = tokio::select! {
+            r = worker::execute(&self.spec.target, body, start, record.clone()) => r,
+            _ = self.cancel.cancelled() => {
+                let mut r = record;
+                r.outcome = Outcome::Cancelled;
+                r.error = Some("the burst was cancelled".into());
+                r
+            }
+        };
+        if let Some(obs) = &self.observer {
+            obs(&record);
+        }
+        let _ = self.records.send(record);
+    }
+}
+
+/// Lets `run_load` pause between the warm-up and the measured requests.
+pub struct WarmupGate {
+    pub warmed: oneshot::Sender<()>,
+    pub go: oneshot::Receiver<()>,
+}
+
+/// Run the load phase: optional warm-up, then the measured requests.
+pub async fn run_load(
+    spec: LoadSpec,
+    prompts: Arc<PromptSource>,
+    cancel: CancellationToken,
+    observer: Option<RecordObserver>,
+    gate: Option<WarmupGate>,
+) -> LoadOutput {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let warmup = spec.warmup;
+    let shared = Arc::new(Shared { spec, prompts, cancel: cancel.clone(), observer, records: tx });
+
+    if warmup > 0 {
+        let c = u64::from(shared.spec.plan.max_in_flight().unwrap_or(1)).clamp(1, warmup);
+        closed_loop(&shared, c, StopCondition::Requests(warmup), true, 0, Instant::now()).await;
+    }
+    if let Some(g) = gate {
+        let _ = g.warmed.send(());
+        let _ = g.go.await;
+    }
+
+    let threads = tokio::runtime::Handle::current().metrics().num_workers();
+    let probe = lag::LagProbe::start(threads);
+    let started_unix = jiff::Timestamp::now();
+    let start = Instant::now();
+    let first_index = warmup;
+    match shared.spec.plan.clone() {
+        ArrivalPlan::Concurrency { concurrency } => {
+            closed_loop(&shared, u64::from(concurrency), shared.spec.stop, false, first_index, start).await;
+        }
+        ArrivalPlan::Rate { max_concurrency, .. } => {
+            open_loop(&shared, max_concurrency, first_index, start).await;
+        }
+    }
+    let duration_s = start.elapsed().as_secs_f64();
+    let ended_unix = jiff::Timestamp::now();
+    let receive_lag = probe.finish().await;
+    drop(shared);
+    let mut records = Vec::new();
+    while let Some(r) = rx.recv().await {
+        records.push(r);
+    }
+    records.sort_by_key(|r| r.index);
+    LoadOutput {
+        records,
+        duration_s,
+        receive_lag,
+        started_at: start,
+        started_unix,
+        ended_unix,
+        cancelled: cancel.is_cancelled(),
+    }
+}
+
+fn should_stop(stop: StopCondition, issued: u64, start: Instant) -> bool {
+    match stop {
+        StopCondition::Requests(n) => issued >= n,
+        StopCondition::Duration(d) => start.elapsed() >= d,
+    }
+}
+
+/// `slots` workers, each starting its next request as soon as its last ended.
+async fn closed_loop(
+    shared: &Arc<Shared>,
+    slots: u64,
+    stop: StopCondition,
+    warmup: bool,
+    first_index: u64,
+    start: Instant,
+) {
+    let issued = Arc::new(AtomicU64::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..slots {
+        let shared = shared.clone();
+        let issued = issued.clone();
+        workers.push(tokio::spawn(async move {
+            loop {
+                if shared.cancel.is_cancelled() {
+                    break;
+                }
+                let n = issued.fetch_add(1, Ordering::Relaxed);
+                if should_stop(stop, n, start) {
+                    break;
+                }
+                let scheduled_s = start.elapsed().as_secs_f64();
+                shared.one(first_index + n, warmup, start, scheduled_s).await;
+            }
+        }));
+    }
+    for w in workers {
+        let _ = w.await;
+    }
+}
+
+/// Requests started at absolute deadlines from the plan's offsets.
+async fn open_loop(shared: &Arc<Shared>, max_concurrency: Option<u32>, first_index: u64, start: Instant) {
+    let Some(offsets) = shared.spec.plan.offsets() else {
+        return;
+    };
+    let limit = max_concurrency.map(|c| Arc::new(Semaphore::new(c as usize)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (n, offset) in offsets.enumerate() {
+        let n = n as u64;
+        let over = match shared.spec.stop {
+            StopCondition::Requests(total) => n >= total,
+            StopCondition::Duration(d) => offset >= d,
+        };
+        if over || shared.cancel.is_cancelled() {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(start + offset) => {}
+            _ = shared.cancel.cancelled() => break,
+        }
+        // A capped plan waits here for a free slot; the wait is scheduling lag.
+        let permit = match &limit {
+            Some(sem) => tokio::select! {
+                p = sem.clone().acquire_owned() => p.ok(),
+                _ = shared.cancel.cancelled() => break,
+            },
+            None => None,
+        };
+        let shared = shared.clone();
+        let scheduled_s = offset.as_secs_f64();
+        tasks.spawn(async move {
+            shared.one(first_index + n, false, start, scheduled_s).await;
+            drop(permit);
+        });
+        // Reap finished tasks so a long burst does not accumulate handles.
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+}

@@ -1,0 +1,217 @@
+//! From a target, a workload and tolerances to a [`BurstPlan`]: everything a
+//! burst needs, checked before anything is sent. The only place a burst's
+//! HTTP client is built (one client for the load and the /metrics scrapes) and
+//! the API key is read.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::LoadSpec;
+use super::observe::{LogsSpec, ServerWatch};
+use super::worker::RequestTarget;
+use crate::artifacts::RunPlan;
+use crate::error::RunError;
+use crate::openai::RequestOptions;
+use crate::promtext::LabelFilter;
+use crate::server::MetricsClient;
+use crate::stats::Slo;
+use crate::validate::Tolerances;
+use crate::workload::{PromptSource, Workload};
+
+/// The server side of a burst: where it is and how to observe it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Base URL of the OpenAI-compatible server (a trailing `/v1` is accepted).
+    pub url: url::Url,
+    pub model: String,
+    /// Default: `URL/metrics`.
+    pub metrics_url: Option<url::Url>,
+    /// The server's container; default: found by the target's port.
+    pub container: Option<String>,
+    pub api_key: Option<String>,
+    /// Read the API key from this file's first line (when `api_key` is None).
+    pub api_key_file: Option<PathBuf>,
+    /// Measure the client only: no /metrics, no logs.
+    pub skip_validation: bool,
+    pub skip_logs: bool,
+}
+
+impl Target {
+    pub fn new(url: url::Url, model: impl Into<String>) -> Target {
+        Target {
+            url,
+            model: model.into(),
+            metrics_url: None,
+            container: None,
+            api_key: None,
+            api_key_file: None,
+            skip_validation: false,
+            skip_logs: false,
+        }
+    }
+}
+
+/// The resolved inputs of one burst.
+pub struct BurstPlan {
+    pub spec: LoadSpec,
+    pub prompts: Arc<PromptSource>,
+    /// What the result records as asked for.
+    pub recorded: RunPlan,
+    pub model: String,
+    pub slo: Slo,
+    pub watch: Option<ServerWatch>,
+    /// Where to look for the server's container; None with `skip_logs` / `skip_validation`.
+    pub logs: Option<LogsSpec>,
+    pub tolerances: Tolerances,
+}
+
+/// Strip a trailing `/v1` so both `http://h:8000` and `http://h:8000/v1` work.
+pub fn normalize_base_url(url: &url::Url) -> String {
+    let s = url.as_str().trim_end_matches('/');
+    s.strip_suffix("/v1").unwrap_or(s).to_owned()
+}
+
+/// The key itself, else the first line of `file`, else none.
+pub fn read_api_key(key: Option<&String>, file: Option<&Path>) -> Result<Option<String>, RunError> {
+    if let Some(k) = key {
+        return Ok(Some(k.trim().to_owned()));
+    }
+    let Some(path) = file else { return Ok(None) };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| RunError::BadInput(format!("cannot read the API key file {}: {e}", path.display())))?;
+    let key = text.lines().next().unwrap_or("").trim().to_owned();
+    if key.is_empty() {
+        return Err(RunError::BadInput(format!("the API key file {} is empty", path.display())));
+    }
+    Ok(Some(key))
+}
+
+/// Check the workload's rules and the target, read the prompts and the API key, build the
+/// client. Nothing is sent. Workload problems name the keys bare (`concurrency: ...`); a
+/// surface with other names (the `run` flags) checks [`Workload::validate`] itself first.
+pub fn plan(target: &Target, workload: &Workload, tolerances: Tolerances, run_id: &str) -> Result<BurstPlan, RunError> {
+    let problems = workload.validate();
+    if !problems.is_empty() {
+        let lines: Vec<String> = problems.iter().map(|p| p.render(str::to_owned)).collect();
+        return Err(RunError::BadInput(lines.join("; ")));
+    }
+    tolerances.check().map_err(RunError::BadInput)?;
+    let base = normalize_base_url(&target.url);
+    let url = reqwest::Url::parse(&format!("{base}{}", workload.endpoint.path()))
+        .map_err(|e| RunError::BadInput(format!("bad target URL {base}: {e}")))?;
+    let api_key = read_api_key(target.api_key.as_ref(), target.api_key_file.as_deref())?;
+    let prompts = PromptSource::from_workload(workload)?;
+    let arrival = workload.arrival();
+    let stop = workload.stop();
+    let timeouts = workload.timeouts();
+    let metrics_url = match (&target.metrics_url, target.skip_validation) {
+        (_, true) => None,
+        (Some(u), false) => Some(u.to_string()),
+        (None, false) => Some(format!("{base}/metrics")),
+    };
+    let options = crate::http::ClientOptions {
+        connect_timeout: workload.connect_timeout,
+        timeout: None,
+        idle_per_host: arrival.max_in_flight().unwrap_or(256) as usize,
+    };
+    let client = crate::http::client(options).map_err(RunError::BadInput)?;
+    let watch = metrics_url.as_ref().map(|u| ServerWatch {
+        metrics: MetricsClient::with_client(
+            client.clone(),
+            u.clone(),
+            workload.connect_timeout.max(Duration::from_secs(5)),
+        ),
+        filter: LabelFilter::new().with("model_name", &target.model),
+        idle_window: workload.idle_window,
+        settle_max: workload.settle_timeout,
+        settle_poll: Duration::from_millis(500),
+        sample_every: Duration::from_millis(250),
+    });
+    let request = RequestOptions {
+        model: target.model.clone(),
+        stream: workload.stream,
+        max_tokens: Some(workload.max_tokens),
+        ignore_eos: workload.ignore_eos,
+        temperature: workload.temperature,
+        extra_body: workload.extra_body.clone(),
+    };
+    let recorded = RunPlan {
+        base_url: base,
+        endpoint: workload.endpoint,
+        stream: workload.stream,
+        arrival: arrival.clone(),
+        stop,
+        warmup: workload.warmup,
+        max_tokens: workload.max_tokens,
+        ignore_eos: workload.ignore_eos,
+        prompts: prompts.describe(),
+        prompt_tokens_exact: prompts.is_exact(),
+        timeouts,
+        goodput_slo: workload.goodput,
+        metrics_url,
+    };
+    let request_target = RequestTarget {
+        client,
+        url,
+        api_key,
+        stream: workload.stream,
+        timeouts,
+        request_id_prefix: format!("{run_id}-"),
+    };
+    let spec = LoadSpec {
+        target: Arc::new(request_target),
+        endpoint: workload.endpoint,
+        request,
+        plan: arrival,
+        stop,
+        warmup: workload.warmup,
+    };
+    let logs = (!target.skip_validation && !target.skip_logs).then(|| LogsSpec {
+        explicit: target.container.clone(),
+        target_port: target.url.port_or_known_default().unwrap_or(80),
+    });
+    Ok(BurstPlan {
+        spec,
+        prompts: Arc::new(prompts),
+        recorded,
+        model: target.model.clone(),
+        slo: workload.goodput,
+        watch,
+        logs,
+        tolerances,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_normalization() {
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        assert_eq!(normalize_base_url(&u("http://h:8000")), "http://h:8000");
+        assert_eq!(normalize_base_url(&u("http://h:8000/v1/")), "http://h:8000");
+        assert_eq!(normalize_base_url(&u("http://h:8000/proxy/v1")), "http://h:8000/proxy");
+    }
+
+    #[test]
+    fn api_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("key");
+        std::fs::write(&p, "sk-secret\n").unwrap();
+        assert_eq!(read_api_key(None, Some(&p)).unwrap().as_deref(), Some("sk-secret"));
+        std::fs::write(&p, "\n").unwrap();
+        assert!(read_api_key(None, Some(&p)).unwrap_err().to_string().contains("empty"));
+        let missing = dir.path().join("nope");
+        assert!(read_api_key(None, Some(&missing)).unwrap_err().to_string().contains("cannot read"));
+    }
+
+    #[test]
+    fn a_broken_rule_is_refused_before_anything_is_built() {
+        let t = Target::new(url::Url::parse("http://127.0.0.1:1").unwrap(), "m");
+        let w = Workload { concurrency: Some(0), ..Workload::default() };
+        let e = plan(&t, &w, Tolerances::default(), "r").err().unwrap().to_string();
+        assert_eq!(e, "concurrency: must be at least 1");
+    }
+}
