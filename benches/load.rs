@@ -31,7 +31,7 @@ fn burst(client_rt: &tokio::runtime::Runtime, url: &str, extra: &[&str]) -> arti
     argv.extend_from_slice(extra);
     let Command::Run(a) = Cli::try_parse_from(argv).unwrap().command else { unreachable!() };
     client_rt.block_on(async {
-        let p = run::prepare(&a, &url::Url::parse(url).unwrap(), "sim-model", "bench").unwrap();
+        let p = run::prepare(&a, &url::Url::parse(url).unwrap(), "sim-model", "bench", None).unwrap();
         burst::run(p, "bench".into(), CancellationToken::new(), None).await
     })
 }

@@ -174,6 +174,11 @@ pub struct RunArgs {
     /// Do not read the server container's logs.
     #[arg(long)]
     pub skip_logs: bool,
+    /// Receive vLLM's OpenTelemetry spans here (OTLP/gRPC and OTLP/HTTP on one address, e.g.
+    /// 127.0.0.1:4317) and validate every request against its own span. Start vLLM with
+    /// `--otlp-traces-endpoint http://ADDR`.
+    #[arg(long, value_name = "ADDR")]
+    pub otlp_receiver: Option<std::net::SocketAddr>,
     /// Relative tolerance of the count checks (0.05 = ±5%); latency checks get twice it.
     /// Default: 5% for counts, 10% for TTFT and E2E.
     #[arg(long, value_parser = parse_fraction)]

@@ -45,6 +45,8 @@ pub mod sim;
 pub mod stats;
 /// Log set-up (text or JSON on stderr).
 pub mod telemetry;
+/// OTLP trace receiver and vLLM's `llm_request` spans, routed to the burst they belong to.
+pub mod traces;
 /// Client vs server: the Prometheus and log sections, one `assess`, verdicts (pure); the table.
 pub mod validate;
 /// The typed workload (defaults, rules, patches), prompts (synthetic, JSONL, ShareGPT), arrival plans.

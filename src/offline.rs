@@ -12,7 +12,8 @@ use crate::error::RunError;
 use crate::promtext::{self, Exposition, LabelFilter};
 use crate::server::catalogue;
 use crate::validate::{
-    ClientSide, DockerLogsValidation, LogsInput, Observation, PrometheusInputs, Status, Tolerances, Validation,
+    ClientSide, DockerLogsValidation, LogsInput, Observation, PrometheusInputs, Status, Tolerances, TracesInput,
+    TracesValidation, Validation,
 };
 
 /// Recompute the validation of a run from its artifact directory: the saved run read back
@@ -38,6 +39,10 @@ pub fn validate_dir(dir: &Path, tolerance_override: Option<f64>) -> Result<Valid
         parse(artifacts::SNAPSHOT_IDLE_START).ok(),
     );
     let findings = run.snapshot(artifacts::LOGS_WINDOW).map(crate::logs::analyze_text);
+    let spans = run.snapshot(artifacts::SPANS_JSON).map(|text| {
+        serde_json::from_str::<artifacts::SpansObservation>(text)
+            .map_err(|e| format!("{} is not a spans observation: {e}", dir.join(artifacts::SPANS_JSON).display()))
+    });
     let server = run.server.as_ref();
     let observation = Observation {
         prometheus: Some(PrometheusInputs {
@@ -50,6 +55,7 @@ pub fn validate_dir(dir: &Path, tolerance_override: Option<f64>) -> Result<Valid
             peaks: server.map(|s| s.peaks).unwrap_or_default(),
         }),
         logs: saved.and_then(|v| v.docker_logs.as_ref()).map(|d| saved_logs(dir, &run, d, findings.as_ref())),
+        traces: saved.and_then(|v| v.traces.as_ref()).map(|t| saved_traces(t, spans.as_ref())),
     };
     let client = ClientSide {
         stats: &run.client,
@@ -59,6 +65,24 @@ pub fn validate_dir(dir: &Path, tolerance_override: Option<f64>) -> Result<Valid
     };
     crate::validate::assess(&observation, &client, &tolerances)
         .ok_or_else(|| RunError::BadInput("internal error: no Prometheus observation".into()))
+}
+
+/// The spans of a saved run: `spans.json` when the live run received any, else the live
+/// run's reason.
+fn saved_traces<'a>(
+    saved: &TracesValidation,
+    spans: Option<&'a Result<artifacts::SpansObservation, String>>,
+) -> TracesInput<'a> {
+    match spans {
+        Some(Ok(s)) => TracesInput::Collected {
+            collected: &s.collected,
+            request_id_prefix: &s.request_id_prefix,
+            waited_s: s.waited_s,
+            wait_max_s: s.wait_max_s,
+        },
+        Some(Err(e)) => TracesInput::Unavailable { reason: e.clone() },
+        None => TracesInput::Unavailable { reason: saved.section.reason.clone().unwrap_or_default() },
+    }
 }
 
 /// The log observation of a saved run: the saved window when the live run read one, else

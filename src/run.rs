@@ -12,12 +12,19 @@ use crate::burst::{self, BurstPlan, RecordObserver, Target};
 use crate::cli::RunArgs;
 use crate::error::RunError;
 use crate::record::RequestRecord;
+use crate::traces::{Hub, Receiver};
 use crate::validate::{Status, Tolerances};
 use crate::workload::{StopCondition, Workload, WorkloadPatch, flag_name};
 
 /// The flags as a burst plan: the workload's defaults under the flags (and, for `--demo`, a
 /// short demo load between them), its rules reported with flag names. Nothing is sent.
-pub fn prepare(args: &RunArgs, target: &url::Url, model: &str, run_id: &str) -> Result<BurstPlan, RunError> {
+pub fn prepare(
+    args: &RunArgs,
+    target: &url::Url,
+    model: &str,
+    run_id: &str,
+    spans: Option<Arc<Hub>>,
+) -> Result<BurstPlan, RunError> {
     let mut workload = Workload::default();
     if args.demo {
         workload.overlay(&WorkloadPatch { requests: Some(64), concurrency: Some(16), ..WorkloadPatch::default() });
@@ -34,6 +41,7 @@ pub fn prepare(args: &RunArgs, target: &url::Url, model: &str, run_id: &str) -> 
         api_key_file: args.api_key_file.clone(),
         skip_validation: args.skip_validation,
         skip_logs: args.skip_logs,
+        spans,
         ..Target::new(target.clone(), model)
     };
     let tolerances = args.tolerance.map_or_else(Tolerances::default, Tolerances::uniform);
@@ -58,8 +66,19 @@ pub async fn command(args: RunArgs, cancel: CancellationToken) -> ExitCode {
         eprintln!("error: --target is required (or use --demo)");
         return ExitCode::from(1);
     };
+    // The receiver lives as long as the run; vLLM exports to it.
+    let receiver = match &args.otlp_receiver {
+        Some(addr) => match Receiver::start(&addr.to_string(), Hub::new()).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        None => None,
+    };
     let run_id = artifacts::new_run_id();
-    let plan = match prepare(&args, &target, &model, &run_id) {
+    let plan = match prepare(&args, &target, &model, &run_id, receiver.as_ref().map(|r| Arc::clone(&r.hub))) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
@@ -80,6 +99,9 @@ pub async fn command(args: RunArgs, cancel: CancellationToken) -> ExitCode {
     }
     if let Some(h) = demo {
         h.shutdown().await;
+    }
+    if let Some(r) = &receiver {
+        tracing::info!("OTLP receiver: {}", crate::traces::receiver::summary(&r.hub.counters));
     }
     print!("{}", crate::report::render(&result));
     if let Some(v) = &result.validation {

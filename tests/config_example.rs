@@ -132,6 +132,7 @@ fn the_example_shows_every_key() {
         "e2el_ms",
         "idle_window",
         "settle_timeout",
+        "spans_timeout",
         "request_count",
         "prompt_tokens",
         "generation_tokens",

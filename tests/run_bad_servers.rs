@@ -47,7 +47,7 @@ async fn burst(url: &str) -> RunResult {
         "--skip-validation",
     ];
     let Command::Run(a) = Cli::try_parse_from(argv).unwrap().command else { unreachable!() };
-    let p = run::prepare(&a, &url::Url::parse(url).unwrap(), "m", "t").unwrap();
+    let p = run::prepare(&a, &url::Url::parse(url).unwrap(), "m", "t", None).unwrap();
     burst::run(p, "t".into(), CancellationToken::new(), None).await
 }
 

@@ -100,7 +100,7 @@ async fn cut_streams_are_stream_cut_and_keep_their_partial_timing() {
 async fn unknown_model_is_a_404_with_the_server_message() {
     let sim = sim_with(SimConfig::default()).await;
     let a = args(&["--requests", "2"]);
-    let p = run::prepare(&a, &url::Url::parse(&sim.base_url()).unwrap(), "nope", "t").unwrap();
+    let p = run::prepare(&a, &url::Url::parse(&sim.base_url()).unwrap(), "nope", "t", None).unwrap();
     let r = burst::run(p, "t".into(), CancellationToken::new(), None).await;
     assert_eq!(r.client.http_statuses.get(&404), Some(&2));
     assert!(r.records[0].error.as_deref().unwrap().contains("does not exist"), "{:?}", r.records[0].error);
@@ -172,7 +172,7 @@ async fn duration_warmup_and_cancel() {
 
     // Cancel mid-burst: records in flight are kept as cancelled.
     let a = args(&["--requests", "50", "--concurrency", "4", "--max-tokens", "200", "--ignore-eos"]);
-    let p = run::prepare(&a, &url::Url::parse(&sim.base_url()).unwrap(), "sim-model", "t").unwrap();
+    let p = run::prepare(&a, &url::Url::parse(&sim.base_url()).unwrap(), "sim-model", "t", None).unwrap();
     let cancel = CancellationToken::new();
     let c2 = cancel.clone();
     tokio::spawn(async move {
@@ -189,8 +189,9 @@ async fn duration_warmup_and_cancel() {
 #[tokio::test]
 async fn bad_inputs_are_refused_before_sending() {
     let t = url::Url::parse("http://127.0.0.1:1").unwrap();
-    let err =
-        |extra: &[&str]| run::prepare(&args(extra), &t, "m", "t").err().map(|e| e.to_string()).unwrap_or_default();
+    let err = |extra: &[&str]| {
+        run::prepare(&args(extra), &t, "m", "t", None).err().map(|e| e.to_string()).unwrap_or_default()
+    };
     assert!(err(&["--dataset", "/no/such/file.jsonl"]).contains("/no/such/file.jsonl"));
     assert!(err(&["--concurrency", "0"]).contains("concurrency"));
     assert!(err(&["--rate=-3"]).contains("rate"));

@@ -6,7 +6,7 @@
 //!
 //! A run directory holds `result.json`, `requests.jsonl` (one record per
 //! request) and the raw observations the verdicts came from: the /metrics
-//! snapshots and the container-log window.
+//! snapshots, the container-log window and the burst's `llm_request` spans.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -24,7 +24,7 @@ use crate::workload::{ArrivalPlan, StopCondition, Timeouts};
 pub const RESULT_SCHEMA_VERSION: u32 = 1;
 
 /// Every phase name a burst records in [`RunResult::phases`], in the order they happen.
-pub const PHASES: [&str; 6] = ["idle_window", "metrics_before", "logs_before", "load", "settle", "logs"];
+pub const PHASES: [&str; 7] = ["idle_window", "metrics_before", "logs_before", "load", "settle", "logs", "spans"];
 
 /// Artifact file names.
 pub const RESULT_JSON: &str = "result.json";
@@ -34,9 +34,21 @@ pub const SNAPSHOT_BEFORE: &str = "metrics_before.txt";
 pub const SNAPSHOT_AFTER: &str = "metrics_after.txt";
 pub const LOGS_WINDOW: &str = "container_logs.txt";
 pub const LOGS_TAIL_BEFORE: &str = "container_tail_before.txt";
+/// The burst's `llm_request` spans ([`SpansObservation`]).
+pub const SPANS_JSON: &str = "spans.json";
 /// The raw observations a run directory may hold, read back by [`read_dir`].
-const OBSERVATION_FILES: [&str; 5] =
-    [SNAPSHOT_IDLE_START, SNAPSHOT_BEFORE, SNAPSHOT_AFTER, LOGS_WINDOW, LOGS_TAIL_BEFORE];
+const OBSERVATION_FILES: [&str; 6] =
+    [SNAPSHOT_IDLE_START, SNAPSHOT_BEFORE, SNAPSHOT_AFTER, LOGS_WINDOW, LOGS_TAIL_BEFORE, SPANS_JSON];
+
+/// What the OTLP receiver kept for one burst, as `spans.json` saves it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SpansObservation {
+    /// Our request ids: this plus the request index.
+    pub request_id_prefix: String,
+    pub waited_s: f64,
+    pub wait_max_s: f64,
+    pub collected: crate::traces::Collected,
+}
 
 /// What was asked for, recorded beside what happened.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -247,6 +259,11 @@ pub fn new_run_id() -> String {
     let now = jiff::Timestamp::now();
     let ts = now.strftime("%Y%m%dT%H%M%SZ");
     format!("{ts}-{:06x}", rand::random::<u32>() & 0xff_ffff)
+}
+
+/// `spans.json` as saved.
+pub fn spans_json(s: &SpansObservation) -> String {
+    serde_json::to_string(s).unwrap_or_default()
 }
 
 /// Write `bytes` to `path` atomically (temp file + rename).

@@ -8,7 +8,8 @@
 //!    window's start and the last lines before it;
 //! 3. the measured load, with the server's gauges sampled alongside;
 //! 4. settle: poll /metrics until the counters stop moving, the after snapshot;
-//! 5. the container's log window for exactly the burst;
+//! 5. the container's log window for exactly the burst, and meanwhile vLLM's
+//!    `llm_request` spans of the completed requests (the OTLP receiver);
 //! 6. client statistics, then `validate::assess` on what was observed;
 //! 7. the result, with every raw observation kept for the artifacts.
 
@@ -23,14 +24,14 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use load::{LoadOutput, LoadSpec, RecordObserver};
-pub use observe::{LogsSpec, ServerWatch, TAIL_BEFORE};
+pub use observe::{LogsSpec, ServerWatch, SpansWatch, TAIL_BEFORE};
 pub use plan::{BurstPlan, Target, plan};
 pub use worker::RequestTarget;
 
-use crate::artifacts::{self, LogsSummary, RunResult, ServerSummary};
+use crate::artifacts::{self, LogsSummary, RunResult, ServerSummary, SpansObservation};
 use crate::server::{Scrape, ScrapeError};
 use crate::stats;
-use crate::validate::{self, ClientSide, ContainerInfo, LogsInput, Observation, PrometheusInputs};
+use crate::validate::{self, ClientSide, ContainerInfo, LogsInput, Observation, PrometheusInputs, TracesInput};
 use crate::workload::ArrivalPlan;
 use observe::{Before, LogObservation, ServerObservation};
 
@@ -42,7 +43,8 @@ pub async fn run(
     cancel: CancellationToken,
     observer: Option<RecordObserver>,
 ) -> RunResult {
-    let BurstPlan { spec, prompts, recorded, model, slo, watch, logs: logs_spec, tolerances } = plan;
+    let BurstPlan { spec, prompts, recorded, model, slo, watch, logs: logs_spec, spans: spans_watch, tolerances } =
+        plan;
     let mut notes = Vec::new();
     let skipped = prompts.skipped_lines();
     if !skipped.is_empty() {
@@ -72,21 +74,37 @@ pub async fn run(
     let (out, pre) = tokio::join!(load, before);
     let Before { mut phases, idle_start, before, logs_from, state_before, tail_before, sampler } = pre;
     phases.insert("load", out.duration_s);
-    let server = observe::observe_after(watch.as_ref(), before, idle_start, sampler, &mut phases).await;
-    let logs = match docker {
-        Some(d) => {
-            let t = Instant::now();
-            let obs = observe::observe_logs(d, logs_from, state_before, tail_before).await;
-            phases.insert("logs", t.elapsed().as_secs_f64());
-            Some(obs)
+    // vLLM exports spans in batches (every 5 s): wait for them while /metrics settles.
+    let spans = async {
+        match &spans_watch {
+            Some(w) => Some(observe::observe_spans(w, &out.records, &cancel).await),
+            None => None,
         }
-        None => None,
     };
+    let server_and_logs = async {
+        let server = observe::observe_after(watch.as_ref(), before, idle_start, sampler, &mut phases).await;
+        let logs = match docker {
+            Some(d) => {
+                let t = Instant::now();
+                let obs = observe::observe_logs(d, logs_from, state_before, tail_before).await;
+                phases.insert("logs", t.elapsed().as_secs_f64());
+                Some(obs)
+            }
+            None => None,
+        };
+        (server, logs)
+    };
+    let ((server, logs), spans) = tokio::join!(server_and_logs, spans);
+    drop(spans_watch);
+    if let Some(s) = &spans {
+        phases.insert("spans", s.waited_s);
+    }
 
     let client = stats::compute(&out.records, out.duration_s, &out.receive_lag, &slo);
     let observation = Observation {
         prometheus: server.as_ref().map(|s| prometheus_inputs(s, &model)),
         logs: logs_spec.as_ref().map(|_| logs_input(docker_error, logs.as_ref())),
+        traces: server.as_ref().and(spans.as_ref()).map(traces_input),
     };
     let client_side = ClientSide {
         stats: &client,
@@ -106,6 +124,9 @@ pub async fn run(
             let text: String = tail.iter().map(|l| observe::raw_line(l) + "\n").collect();
             snapshots.push((artifacts::LOGS_TAIL_BEFORE, text));
         }
+    }
+    if let Some(s) = &spans {
+        snapshots.push((artifacts::SPANS_JSON, artifacts::spans_json(s)));
     }
     if !client.tokens_from_usage && client.completed > 0 {
         notes.push("the server sent no `usage`: token counts are chunk counts (approximate)".into());
@@ -153,6 +174,15 @@ fn prometheus_inputs<'a>(obs: &'a ServerObservation, model: &'a str) -> Promethe
         counted_window_s: obs.counted_window_s,
         model,
         peaks: obs.peaks,
+    }
+}
+
+fn traces_input(s: &SpansObservation) -> TracesInput<'_> {
+    TracesInput::Collected {
+        collected: &s.collected,
+        request_id_prefix: &s.request_id_prefix,
+        waited_s: s.waited_s,
+        wait_max_s: s.wait_max_s,
     }
 }
 

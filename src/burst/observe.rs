@@ -3,16 +3,19 @@
 //! log window through the Docker Engine API. I/O only; the verdicts come later
 //! from `validate::assess`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::artifacts::SpansObservation;
 use crate::docker::{ContainerState, DockerClient, FoundContainer, TimedLine, WindowStats};
 use crate::logs::{LogAnalyzer, LogFindings, LogLine};
 use crate::promtext::LabelFilter;
+use crate::record::RequestRecord;
 use crate::server::{GaugePeaks, MetricsClient, Scrape, ScrapeError, scrape};
+use crate::traces::Collector;
 
 /// How to watch the server's /metrics around a burst.
 pub struct ServerWatch {
@@ -39,6 +42,30 @@ pub struct ServerObservation {
     pub after: Result<Scrape, ScrapeError>,
     pub settle_polls: u32,
     pub peaks: GaugePeaks,
+}
+
+/// This burst's share of the OTLP receiver.
+pub struct SpansWatch {
+    pub collector: Collector,
+    pub request_id_prefix: String,
+    /// How long to wait after the load for the spans of every completed request.
+    pub wait_max: Duration,
+}
+
+/// Wait for the spans of the measured requests that completed; what arrived, and how long it took.
+pub async fn observe_spans(
+    watch: &SpansWatch,
+    records: &[RequestRecord],
+    cancel: &CancellationToken,
+) -> SpansObservation {
+    let wanted: BTreeSet<u64> = records.iter().filter(|r| !r.warmup && r.is_ok()).map(|r| r.index).collect();
+    let waited = watch.collector.wait_for(&wanted, watch.wait_max, cancel).await;
+    SpansObservation {
+        request_id_prefix: watch.request_id_prefix.clone(),
+        waited_s: waited.as_secs_f64(),
+        wait_max_s: watch.wait_max.as_secs_f64(),
+        collected: watch.collector.collected(),
+    }
 }
 
 /// Where the server's container logs come from.

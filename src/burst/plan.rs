@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::LoadSpec;
-use super::observe::{LogsSpec, ServerWatch};
+use super::observe::{LogsSpec, ServerWatch, SpansWatch};
 use super::worker::RequestTarget;
 use crate::artifacts::RunPlan;
 use crate::error::RunError;
@@ -16,6 +16,7 @@ use crate::openai::RequestOptions;
 use crate::promtext::LabelFilter;
 use crate::server::MetricsClient;
 use crate::stats::Slo;
+use crate::traces::{Hub, request_id_prefix};
 use crate::validate::Tolerances;
 use crate::workload::{PromptSource, Workload};
 
@@ -35,6 +36,8 @@ pub struct Target {
     /// Measure the client only: no /metrics, no logs.
     pub skip_validation: bool,
     pub skip_logs: bool,
+    /// The OTLP receiver's routing table, when vLLM's spans are received.
+    pub spans: Option<Arc<Hub>>,
 }
 
 impl Target {
@@ -48,6 +51,7 @@ impl Target {
             api_key_file: None,
             skip_validation: false,
             skip_logs: false,
+            spans: None,
         }
     }
 }
@@ -63,6 +67,8 @@ pub struct BurstPlan {
     pub watch: Option<ServerWatch>,
     /// Where to look for the server's container; None with `skip_logs` / `skip_validation`.
     pub logs: Option<LogsSpec>,
+    /// This burst's registration with the OTLP receiver; None without one.
+    pub spans: Option<SpansWatch>,
     pub tolerances: Tolerances,
 }
 
@@ -157,8 +163,21 @@ pub fn plan(target: &Target, workload: &Workload, tolerances: Tolerances, run_id
         api_key,
         stream: workload.stream,
         timeouts,
-        request_id_prefix: format!("{run_id}-"),
+        request_id_prefix: request_id_prefix(run_id),
     };
+    // Registered now, so no span of this burst can arrive before its owner.
+    let spans = target.spans.as_ref().filter(|_| !target.skip_validation).map(|hub| {
+        let planned = match stop {
+            crate::workload::StopCondition::Requests(n) => n.saturating_add(workload.warmup),
+            crate::workload::StopCondition::Duration(_) => u64::MAX,
+        };
+        let prefix = request_id_prefix(run_id);
+        SpansWatch {
+            collector: hub.register(prefix.clone(), usize::try_from(planned).unwrap_or(usize::MAX)),
+            request_id_prefix: prefix,
+            wait_max: workload.spans_timeout,
+        }
+    });
     let spec = LoadSpec {
         target: Arc::new(request_target),
         endpoint: workload.endpoint,
@@ -179,6 +198,7 @@ pub fn plan(target: &Target, workload: &Workload, tolerances: Tolerances, run_id
         slo: workload.goodput,
         watch,
         logs,
+        spans,
         tolerances,
     })
 }

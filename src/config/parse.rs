@@ -204,6 +204,7 @@ fn workload(mut s: Section, p: &mut Problems) -> WorkloadPatch {
         goodput: s.section("goodput", p).map(|g| vec![slo(g, p)]),
         idle_window: s.get("idle_window", p, read::duration),
         settle_timeout: s.get("settle_timeout", p, read::duration),
+        spans_timeout: s.get("spans_timeout", p, read::duration),
     };
     s.finish(p);
     w

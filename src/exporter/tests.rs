@@ -51,7 +51,7 @@ fn sim_result() -> &'static RunResult {
                 "0.5",
             ];
             let Command::Run(args) = Cli::try_parse_from(argv).unwrap().command else { unreachable!() };
-            let p = crate::run::prepare(&args, &url::Url::parse(&url).unwrap(), "sim-model", "t").unwrap();
+            let p = crate::run::prepare(&args, &url::Url::parse(&url).unwrap(), "sim-model", "t", None).unwrap();
             let r = crate::burst::run(p, "t".into(), CancellationToken::new(), None).await;
             sim.shutdown().await;
             r

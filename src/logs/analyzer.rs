@@ -436,10 +436,11 @@ impl LogAnalyzer {
     fn count_v0_prefix_cache(&mut self, gpu_pct: f64) {
         self.findings.prefix_cache_lines += 1;
         self.stats_peaks.last_prefix_cache_hit_rate_pct = Some(gpu_pct);
-        if let Some(last) = self.findings.engine_stats.last_mut().filter(|_| self.last_stats_kept) {
-            if last.stats.swapped.is_some() && last.stats.prefix_cache_hit_rate_pct.is_none() {
-                last.stats.prefix_cache_hit_rate_pct = Some(gpu_pct);
-            }
+        if let Some(last) = self.findings.engine_stats.last_mut().filter(|_| self.last_stats_kept)
+            && last.stats.swapped.is_some()
+            && last.stats.prefix_cache_hit_rate_pct.is_none()
+        {
+            last.stats.prefix_cache_hit_rate_pct = Some(gpu_pct);
         }
     }
 
@@ -471,11 +472,11 @@ impl LogAnalyzer {
     /// A line without vLLM header and without level.
     fn unheaded_line(&mut self, body: &str) {
         let line = TraceLine::of(body);
-        if let Some(event) = self.event.as_ref().filter(|e| !e.awaiting_record_line) {
-            if let Some(next) = event.trace.step(line) {
-                self.continue_event(body, line, next);
-                return;
-            }
+        if let Some(event) = self.event.as_ref().filter(|e| !e.awaiting_record_line)
+            && let Some(next) = event.trace.step(line)
+        {
+            self.continue_event(body, line, next);
+            return;
         }
         if line == TraceLine::Start {
             self.start_event(EventClass::Error, EventSource::Unheaded, body, line, false);
@@ -529,17 +530,18 @@ impl LogAnalyzer {
         };
         *lines += 1;
         // The exception line says what went wrong; keep it next to the first line.
-        if line == TraceLine::Exception && event.trace == Trace::Frames {
-            if let Some((index, first_line)) = &event.slot {
-                let exception = text.trim_end();
-                let summary = if first_line.starts_with("Traceback") {
-                    format!("Traceback: {exception}")
-                } else {
-                    format!("{first_line} | {exception}")
-                };
-                if let Some(message) = messages.get_mut(*index) {
-                    *message = truncate(&summary, self.limits.max_message_chars).to_string();
-                }
+        if line == TraceLine::Exception
+            && event.trace == Trace::Frames
+            && let Some((index, first_line)) = &event.slot
+        {
+            let exception = text.trim_end();
+            let summary = if first_line.starts_with("Traceback") {
+                format!("Traceback: {exception}")
+            } else {
+                format!("{first_line} | {exception}")
+            };
+            if let Some(message) = messages.get_mut(*index) {
+                *message = truncate(&summary, self.limits.max_message_chars).to_string();
             }
         }
         event.trace = next;

@@ -126,20 +126,20 @@ pub(super) fn classify(text: &str) -> Kind<'_> {
         let token = found.as_str().split(' ').next().unwrap_or_default();
         let level = Level::from_token(token);
         let (header, message) = (RecordHeader(&text[..found.end()]), &text[found.end()..]);
-        if level.is_none() {
-            if let Some(kind) = stats_or_prefix_cache(message).filter(|(start, _)| *start == 0) {
-                return kind.1;
-            }
+        if level.is_none()
+            && let Some(kind) = stats_or_prefix_cache(message).filter(|(start, _)| *start == 0)
+        {
+            return kind.1;
         }
         return Kind::Record { level, header, message };
     }
     if let Some((_, kind)) = stats_or_prefix_cache(text) {
         return kind;
     }
-    if text.contains(" HTTP/") {
-        if let Some(access) = ACCESS.find(text).and_then(|found| access_line(found.as_str())) {
-            return access;
-        }
+    if text.contains(" HTTP/")
+        && let Some(access) = ACCESS.find(text).and_then(|found| access_line(found.as_str()))
+    {
+        return access;
     }
     let body = skip_prefixes(text);
     match unheaded_level(body) {

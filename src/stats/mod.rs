@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::ser::{SerializeMap, Serializer};
 
-pub use summary::LatencySummary;
+pub use summary::{LatencySummary, percentile};
 
 use crate::record::{Outcome, ReceiveLag, RequestRecord};
 

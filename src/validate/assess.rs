@@ -5,8 +5,8 @@
 //! of [`Observation`] and one more line here.
 
 use super::{
-    ContainerInfo, DockerLogsValidation, PrometheusInputs, Tolerances, Validation, client_figures, client_log_figures,
-    docker_logs_validation, evaluate,
+    ContainerInfo, DockerLogsValidation, PrometheusInputs, Tolerances, TracesInput, Validation, client_figures,
+    client_log_figures, docker_logs_validation, evaluate, traces_validation,
 };
 use crate::logs::LogFindings;
 use crate::openai::Endpoint;
@@ -35,6 +35,8 @@ pub struct Observation<'a> {
     pub prometheus: Option<PrometheusInputs<'a>>,
     /// None when log validation was not asked for (`--skip-logs`).
     pub logs: Option<LogsInput<'a>>,
+    /// None when no OTLP receiver was given.
+    pub traces: Option<TracesInput<'a>>,
 }
 
 /// The verdicts of one burst; None without a Prometheus observation.
@@ -49,5 +51,6 @@ pub fn assess(obs: &Observation<'_>, client: &ClientSide<'_>, tolerances: &Toler
             docker_logs_validation(&figures, findings, container.clone(), restarted.clone(), tolerances)
         }
     });
-    Some(Validation::new(section, docker_logs, info, tolerances.clone()))
+    let traces = obs.traces.as_ref().map(|t| traces_validation(t, client.records, tolerances));
+    Some(Validation::new(section, docker_logs, traces, info, tolerances.clone()))
 }

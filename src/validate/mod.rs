@@ -9,6 +9,7 @@ mod assess;
 mod logs;
 mod prometheus;
 mod table;
+mod traces;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +19,7 @@ pub use assess::{ClientSide, LogsInput, Observation, assess};
 pub use logs::{ClientLogFigures, ContainerInfo, DockerLogsValidation, client_log_figures, docker_logs_validation};
 pub use prometheus::{PrometheusInputs, client_figures, evaluate};
 pub use table::render_table;
+pub use traces::{ServerBreakdown, Spread, TokenMismatch, TracesInput, TracesValidation, Unmatched, traces_validation};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -302,7 +304,13 @@ fn ttft_check(client: &ClientFigures, server_ttft: &Figure, server_e2e: &Figure,
 
 /// Latencies: the server measures from inside its frontend, so it should be
 /// at most the client's figure; say so when it is the other way round.
-fn latency_check(check: &str, client: Option<f64>, server: &Figure, tolerance: f64, floor: f64) -> Comparison {
+pub(crate) fn latency_check(
+    check: &str,
+    client: Option<f64>,
+    server: &Figure,
+    tolerance: f64,
+    floor: f64,
+) -> Comparison {
     let mut c = compare(check, client, server, tolerance, floor);
     if c.status == Status::Warn
         && let (Some(a), Some(b)) = (c.client, c.server)
@@ -320,14 +328,31 @@ fn latency_check(check: &str, client: Option<f64>, server: &Figure, tolerance: f
 #[cfg(test)]
 mod tests;
 
+/// What the overall verdict rests on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictBasis {
+    /// The aggregate sections: /metrics deltas and the log window.
+    #[default]
+    Aggregate,
+    /// The per-request `traces` section (and the log's ERROR events); the
+    /// aggregate sections are shown as cross-checks. Other clients cannot touch it.
+    Traces,
+}
+
 /// The whole validation of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Validation {
     pub overall: Status,
+    #[serde(default)]
+    pub basis: VerdictBasis,
     pub prometheus: Section,
     /// Absent when log validation was not asked for (`--skip-logs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker_logs: Option<DockerLogsValidation>,
+    /// Absent when no OTLP receiver was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traces: Option<TracesValidation>,
     pub server_info: ServerInfo,
     pub tolerances: Tolerances,
 }
@@ -336,11 +361,27 @@ impl Validation {
     pub fn new(
         prometheus: Section,
         docker_logs: Option<DockerLogsValidation>,
+        traces: Option<TracesValidation>,
         server_info: ServerInfo,
         tolerances: Tolerances,
     ) -> Validation {
-        let logs_status = docker_logs.as_ref().map(|d| d.section.status);
-        let overall = summarize(std::iter::once(prometheus.status).chain(logs_status));
-        Validation { overall, prometheus, docker_logs, server_info, tolerances }
+        let per_request = traces.as_ref().filter(|t| t.section.status != Status::Skip);
+        let (overall, basis) = match per_request {
+            Some(t) => {
+                // Counts and latencies come from the spans; of the logs only the
+                // ERROR events say something the spans cannot.
+                let errors = docker_logs
+                    .iter()
+                    .flat_map(|d| &d.section.comparisons)
+                    .filter(|c| c.check == "server_errors")
+                    .map(|c| c.status);
+                (summarize(std::iter::once(t.section.status).chain(errors)), VerdictBasis::Traces)
+            }
+            None => {
+                let logs_status = docker_logs.as_ref().map(|d| d.section.status);
+                (summarize(std::iter::once(prometheus.status).chain(logs_status)), VerdictBasis::Aggregate)
+            }
+        };
+        Validation { overall, basis, prometheus, docker_logs, traces, server_info, tolerances }
     }
 }

@@ -3,7 +3,7 @@
 use comfy_table::presets::NOTHING;
 use comfy_table::{Cell, CellAlignment, Table};
 
-use super::{Comparison, Section, Status, Validation};
+use super::{Comparison, Section, Spread, Status, TracesValidation, Validation, VerdictBasis};
 
 const WIDTH: usize = 72;
 
@@ -90,6 +90,12 @@ pub fn render_table(v: &Validation) -> String {
         };
         section(&mut out, &title, &d.section);
     }
+    if let Some(t) = &v.traces {
+        out.push_str(&"─".repeat(WIDTH));
+        out.push('\n');
+        section(&mut out, "Per Request (vLLM llm_request spans, joined by request id; exact counts)", &t.section);
+        traces_details(&mut out, t);
+    }
     let i = &v.server_info;
     let mut info = Vec::new();
     let mut add = |name: &str, value: Option<f64>, unit: &str| {
@@ -131,12 +137,49 @@ pub fn render_table(v: &Validation) -> String {
         Status::Warn => "WARNING (the run itself succeeded)",
         Status::Skip => "SKIPPED",
     };
-    out.push_str(&format!(
-        "Overall: {word} (tolerance: ±{:.0}%, TTFT ±{:.0}%)\n",
-        v.tolerances.request_count * 100.0,
-        v.tolerances.ttft_mean * 100.0
-    ));
+    match v.basis {
+        VerdictBasis::Aggregate => out.push_str(&format!(
+            "Overall: {word} (tolerance: ±{:.0}%, TTFT ±{:.0}%)\n",
+            v.tolerances.request_count * 100.0,
+            v.tolerances.ttft_mean * 100.0
+        )),
+        VerdictBasis::Traces => out.push_str(&format!(
+            "Overall: {word} (per request: exact counts, TTFT ±{:.0}%; /metrics and log checks are cross-checks)\n",
+            v.tolerances.ttft_mean * 100.0
+        )),
+    }
     out
+}
+
+fn traces_details(out: &mut String, t: &TracesValidation) {
+    if t.section.status == Status::Skip && t.matched == 0 {
+        return;
+    }
+    out.push_str(&format!("  Matched {} request(s) in {:.1} s", t.matched, t.waited_s));
+    if t.other_clients_spans > 0 {
+        out.push_str(&format!("; {} span(s) of other clients ignored", t.other_clients_spans));
+    }
+    out.push('\n');
+    let spread = |name: &str, s: &Option<Spread>| {
+        s.map(|s| format!("  {name}: mean {:.1}, p50 {:.1}, p90 {:.1}, p99 {:.1} ms\n", s.mean, s.p50, s.p90, s.p99))
+            .unwrap_or_default()
+    };
+    out.push_str(&spread("TTFT client − server", &t.ttft_diff_ms));
+    out.push_str(&spread("E2E client − server", &t.e2e_diff_ms));
+    let b = &t.server_breakdown;
+    out.push_str(&spread("Server queue", &b.queue_ms));
+    out.push_str(&spread("Server prefill", &b.prefill_ms));
+    out.push_str(&spread("Server decode", &b.decode_ms));
+    for m in t.token_mismatches.iter().take(5) {
+        out.push_str(&format!(
+            "  tokens differ for {}: prompt {} vs {}, completion {} vs {}\n",
+            m.request_id,
+            num(m.client_prompt.map(|v| v as f64)),
+            num(m.server_prompt.map(|v| v as f64)),
+            num(m.client_completion.map(|v| v as f64)),
+            num(m.server_completion.map(|v| v as f64)),
+        ));
+    }
 }
 
 #[cfg(test)]
@@ -153,6 +196,7 @@ mod tests {
         ];
         let v = Validation::new(
             Section::from_comparisons(cs, None),
+            None,
             None,
             ServerInfo { peak_kv_cache_usage_pct: Some(12.5), ..Default::default() },
             Tolerances::default(),

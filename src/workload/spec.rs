@@ -84,6 +84,9 @@ pub struct Workload {
     /// `settle_timeout` (default `"5s"`): after the burst, poll /metrics up to this long until the
     /// server's counters stop moving.
     pub settle_timeout: Duration,
+    /// `spans_timeout` (default `"15s"`): with an OTLP receiver, after the burst wait up to this
+    /// long for the `llm_request` span of every completed request (vLLM batches spans for 5 s).
+    pub spans_timeout: Duration,
 }
 
 impl Default for Workload {
@@ -112,6 +115,7 @@ impl Default for Workload {
             goodput: Slo::default(),
             idle_window: Duration::from_secs(1),
             settle_timeout: Duration::from_secs(5),
+            spans_timeout: Duration::from_secs(15),
         }
     }
 }
@@ -209,6 +213,11 @@ pub struct WorkloadPatch {
     #[arg(long, value_parser = parse_duration_or_zero)]
     #[serde(skip)]
     pub settle_timeout: Option<Duration>,
+    /// With an OTLP receiver, wait up to this long after the burst for the llm_request span of
+    /// every completed request; vLLM exports spans in batches every 5 s [default: 15s].
+    #[arg(long, value_parser = parse_duration_or_zero)]
+    #[serde(skip)]
+    pub spans_timeout: Option<Duration>,
 }
 
 impl WorkloadPatch {
@@ -242,6 +251,7 @@ impl WorkloadPatch {
             ("goodput.e2el_ms", slo(|s| s.e2el_ms)),
             ("idle_window", p.idle_window.is_some()),
             ("settle_timeout", p.settle_timeout.is_some()),
+            ("spans_timeout", p.spans_timeout.is_some()),
         ]
         .into_iter()
         .filter_map(|(k, set)| set.then_some(k))
@@ -310,6 +320,7 @@ impl Workload {
         }
         set(&mut self.idle_window, p.idle_window);
         set(&mut self.settle_timeout, p.settle_timeout);
+        set(&mut self.spans_timeout, p.spans_timeout);
     }
 
     /// This workload with `patch` laid over it.
@@ -434,6 +445,7 @@ impl Workload {
         }
         duration("idle_window", w.idle_window, true, &mut out);
         duration("settle_timeout", w.settle_timeout, true, &mut out);
+        duration("spans_timeout", w.spans_timeout, true, &mut out);
         out
     }
 }

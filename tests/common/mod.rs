@@ -40,7 +40,7 @@ pub async fn sim_with(config: SimConfig) -> SimHandle {
 
 /// One burst against `url` with model `model`.
 pub async fn burst_with(url: &str, model: &str, a: &RunArgs) -> RunResult {
-    let p = run::prepare(a, &url::Url::parse(url).unwrap(), model, "t").unwrap();
+    let p = run::prepare(a, &url::Url::parse(url).unwrap(), model, "t", None).unwrap();
     burst::run(p, "t".into(), CancellationToken::new(), None).await
 }
 
