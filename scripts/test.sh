@@ -8,6 +8,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 shared=${LLM_LOADTEST_SHARED:-$root/../shared}
 port=${REAL_VLLM_PORT:-8011}
+# Where the tests' OTLP receiver listens; the real vLLM exports its spans there.
+otlp=${REAL_VLLM_OTLP:-127.0.0.1:4317}
 vllm_name=llm-loadtest-test-vllm
 cd "$root"
 
@@ -35,11 +37,16 @@ step "build the llm-loadtest:local image (simulator in a container)"
 scripts/build-sim-image.sh "$root/target/debug/llm-loadtest"
 
 step "start a real vLLM server in a container on 127.0.0.1:$port"
-"$shared/real-vllm/start.sh" --docker --port "$port" --name "$vllm_name"
+# vLLM exports its llm_request spans over OTLP/gRPC; between the tests that
+# receive them nothing listens, and vLLM only logs an unparsed "Failed to
+# export" line (not an ERROR event).
+"$shared/real-vllm/start.sh" --docker --port "$port" --name "$vllm_name" \
+  -- --otlp-traces-endpoint "http://$otlp" --enable-log-requests
 trap '"$shared/real-vllm/stop.sh" --name "$vllm_name"' EXIT
 export LLM_LOADTEST_REAL_VLLM_URL="http://127.0.0.1:$port"
 export LLM_LOADTEST_REAL_VLLM_MODEL=tiny
 export LLM_LOADTEST_REAL_VLLM_CONTAINER="$vllm_name"
+export LLM_LOADTEST_REAL_VLLM_OTLP="$otlp"
 # A fresh vLLM's first requests are slow outside its engine (lazy set-up in
 # the HTTP frontend): warm it so the tests measure a server in steady state.
 target/debug/llm-loadtest run --target "$LLM_LOADTEST_REAL_VLLM_URL" --model tiny \

@@ -97,6 +97,7 @@ fn the_example_shows_every_key() {
         "max_age",
         "token",
         "token_file",
+        "receiver",
         "max_requests",
         "max_duration",
         "max_concurrency",

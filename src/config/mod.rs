@@ -55,6 +55,10 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[limits]`: the most a trigger body may ask for.
     pub limits: TriggerLimits,
+    /// `[otlp] receiver` (default none): one OTLP trace receiver (gRPC and HTTP, e.g.
+    /// `"0.0.0.0:4317"`) shared by every target; vLLM's spans are routed to the burst whose
+    /// request ids they carry.
+    pub otlp_receiver: Option<SocketAddr>,
     /// `allow_parallel_targets` (default false): whether bursts on different targets may overlap.
     /// Off, bursts run one at a time daemon-wide, so they never compete for the client's CPU or
     /// for a GPU two targets share. A target never runs two bursts at once either way.
@@ -74,6 +78,7 @@ impl Default for Config {
             history: HistoryConfig::default(),
             auth: AuthConfig::default(),
             limits: TriggerLimits::default(),
+            otlp_receiver: None,
             allow_parallel_targets: false,
             log_format: LogFormat::Text,
             targets: Vec::new(),

@@ -49,6 +49,10 @@ pub(super) fn config(root: Map<String, Value>, p: &mut Problems) -> Parsed {
     if let Some(section) = s.section("limits", p) {
         c.limits = limits(section, p);
     }
+    if let Some(mut section) = s.section("otlp", p) {
+        c.otlp_receiver = section.get("receiver", p, read::socket_addr);
+        section.finish(p);
+    }
     let mut parsed = Parsed { config: Config::default(), default_workload: None, default_tolerances: None };
     let mut defaults = Defaults::default();
     if let Some(mut d) = s.section("defaults", p) {

@@ -918,3 +918,12 @@ proptest::proptest! {
         let _ = load_from_str(&toml, &[(format!("LLM_LOADTEST__{var}"), env_value)]);
     }
 }
+
+#[test]
+fn one_otlp_receiver_for_every_target() {
+    let c = ok(&format!("[otlp]\nreceiver = \"127.0.0.1:4317\"\n{SIM}"));
+    assert_eq!(c.otlp_receiver, Some("127.0.0.1:4317".parse().unwrap()));
+    assert_eq!(ok(SIM).otlp_receiver, None);
+    one(&format!("[otlp]\nreceiver = \"somewhere\"\n{SIM}"), "otlp.receiver", "");
+    one(&format!("[otlp]\nendpoint = \"x\"\n{SIM}"), "otlp.endpoint", "unknown");
+}

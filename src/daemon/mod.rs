@@ -80,6 +80,8 @@ pub struct Daemon {
     pub shutdown: CancellationToken,
     tasks: TaskTracker,
     pub started: Instant,
+    /// The OTLP receiver's routing table (`[otlp] receiver`); the receiver runs in `serve`.
+    pub spans: Option<Arc<crate::traces::Hub>>,
 }
 
 /// Removes a target from the running set however its task ends (panics included).
@@ -103,6 +105,7 @@ impl Daemon {
     /// Read the history, replay it into a new exporter. Problems with single stored runs are
     /// logged and skipped; only an unusable data directory or token file is an error.
     pub fn new(config: Config) -> Result<Arc<Daemon>, String> {
+        let spans = config.otlp_receiver.map(|_| crate::traces::Hub::new());
         let token = config.auth.read_token().map_err(|e| format!("auth: {e}"))?;
         let loaded = History::open(&config.data_dir, config.history.max_runs, config.history.max_age)?;
         for p in &loaded.problems {
@@ -136,6 +139,7 @@ impl Daemon {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             started: Instant::now(),
+            spans,
         }))
     }
 
@@ -178,7 +182,7 @@ impl Daemon {
         drop(running);
         let guard = RunningGuard { daemon: self.clone(), target: target.to_owned() };
         let run_id = crate::artifacts::new_run_id();
-        let prepared = crate::burst::plan(&target_of(t), &workload, t.tolerances.clone(), &run_id);
+        let prepared = crate::burst::plan(&target_of(t, self.spans.clone()), &workload, t.tolerances.clone(), &run_id);
         let prepared = match prepared.map_err(|e| e.to_string()) {
             Ok(p) => p,
             Err(e) => {
@@ -257,8 +261,9 @@ impl Daemon {
 }
 
 /// The server side of a configured target's bursts.
-fn target_of(t: &TargetConfig) -> Target {
+fn target_of(t: &TargetConfig, spans: Option<Arc<crate::traces::Hub>>) -> Target {
     Target {
+        spans,
         metrics_url: t.metrics_url.clone(),
         container: t.container.clone(),
         api_key_file: t.api_key_file.clone(),
@@ -296,6 +301,11 @@ pub async fn serve(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let daemon = Daemon::new(config)?;
     tracing::info!(listen = %addr, targets = daemon.config.targets.len(), "serving");
+    // The receiver lives as long as the daemon.
+    let _receiver = match (daemon.config.otlp_receiver, &daemon.spans) {
+        (Some(a), Some(hub)) => Some(crate::traces::Receiver::start(&a.to_string(), Arc::clone(hub)).await?),
+        _ => None,
+    };
     on_listening(addr);
     for t in &daemon.config.targets {
         if let Some(s) = t.schedule {

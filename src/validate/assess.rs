@@ -5,8 +5,8 @@
 //! of [`Observation`] and one more line here.
 
 use super::{
-    ContainerInfo, DockerLogsValidation, PrometheusInputs, Tolerances, TracesInput, Validation, client_figures,
-    client_log_figures, docker_logs_validation, evaluate, traces_validation,
+    ContainerInfo, DockerLogsValidation, PrometheusInputs, Section, Status, Tolerances, TracesInput, TracesValidation,
+    Validation, client_figures, client_log_figures, docker_logs_validation, evaluate, traces_validation,
 };
 use crate::logs::LogFindings;
 use crate::openai::Endpoint;
@@ -52,5 +52,105 @@ pub fn assess(obs: &Observation<'_>, client: &ClientSide<'_>, tolerances: &Toler
         }
     });
     let traces = obs.traces.as_ref().map(|t| traces_validation(t, client.records, tolerances));
+    let (mut section, mut docker_logs) = (section, docker_logs);
+    if let Some(why) = other_clients_seen(info.background_request_rate, traces.as_ref()) {
+        let exact = traces.as_ref().is_some_and(|t| t.section.status != Status::Skip);
+        let logs = docker_logs.iter_mut().map(|d| &mut d.section);
+        for s in std::iter::once(&mut section).chain(logs) {
+            quiet_estimates(s, &why, exact);
+        }
+    }
     Some(Validation::new(section, docker_logs, traces, info, tolerances.clone()))
+}
+
+/// The aggregate checks whose server figure mixes in other clients' requests:
+/// counts (with the background estimated from the idle window, or not at
+/// all for the access log) and the histogram means.
+pub const ESTIMATED_CHECKS: [&str; 7] = [
+    "request_count",
+    "prompt_tokens",
+    "generation_tokens",
+    "ttft_mean_ms",
+    "e2e_latency_mean_ms",
+    "http_200_count",
+    "generation_throughput",
+];
+
+/// Why the server's aggregate figures include other clients, when they do.
+fn other_clients_seen(background_rate: Option<f64>, traces: Option<&TracesValidation>) -> Option<String> {
+    let spans = traces.map_or(0, |t| t.other_clients_spans);
+    let rate = background_rate.unwrap_or(0.0);
+    match (spans > 0, rate > 0.0) {
+        (false, false) => None,
+        (true, _) => Some(format!("{spans} llm_request span(s) of other clients arrived during the burst")),
+        (false, true) => Some(format!("other clients sent {rate:.2} req/s in the idle window")),
+    }
+}
+
+/// Other clients' traffic moves within seconds, so an aggregate estimate's
+/// own noise is not drift: such a check does not WARN, it SKIPs with the
+/// reason (a PASS stays, a cross-check that agrees). Only the per-request
+/// section, which other clients cannot touch, can raise that WARN.
+fn quiet_estimates(section: &mut Section, why: &str, exact_elsewhere: bool) {
+    for c in section.comparisons.iter_mut().filter(|c| c.status == Status::Warn) {
+        if !ESTIMATED_CHECKS.contains(&c.check.as_str()) {
+            continue;
+        }
+        c.status = Status::Skip;
+        let then = if exact_elsewhere {
+            "the traces section counts ours exactly"
+        } else {
+            "run with --otlp-receiver for exact per-request checks"
+        };
+        let was = c.diff_pct.map(|d| format!(" (was {d:+.1}%)")).unwrap_or_default();
+        c.reason = Some(format!("no verdict{was}: {why}, and the server's figure includes theirs; {then}"));
+    }
+    section.status = super::summarize(section.comparisons.iter().map(|c| c.status));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::{Comparison, compare};
+
+    fn drifting() -> Section {
+        Section::from_comparisons(
+            vec![
+                compare("request_count", Some(60.0), &Ok(71.7), 0.05, 0.0),
+                compare("prompt_tokens", Some(600.0), &Ok(600.0), 0.05, 0.0),
+            ],
+            None,
+        )
+    }
+
+    #[test]
+    fn other_clients_turn_an_estimates_warn_into_a_skip_with_the_reason() {
+        let why = other_clients_seen(Some(1.5), None).unwrap();
+        let mut s = drifting();
+        quiet_estimates(&mut s, &why, false);
+        let c = &s.comparisons[0];
+        assert_eq!(c.status, Status::Skip);
+        let r = c.reason.as_deref().unwrap();
+        assert!(r.contains("(was -16.3%)") && r.contains("1.50 req/s") && r.contains("--otlp-receiver"), "{r}");
+        assert_eq!(s.comparisons[1].status, Status::Pass, "an agreeing cross-check stays");
+        assert_eq!(s.status, Status::Pass);
+    }
+
+    #[test]
+    fn a_quiet_server_keeps_every_warn() {
+        assert_eq!(other_clients_seen(Some(0.0), None), None);
+        assert_eq!(other_clients_seen(None, Some(&TracesValidation::skipped("x"))), None);
+        let mut t = TracesValidation::skipped("x");
+        t.other_clients_spans = 3;
+        assert!(other_clients_seen(Some(0.0), Some(&t)).unwrap().contains("3 llm_request span(s)"));
+    }
+
+    #[test]
+    fn server_errors_are_never_quieted() {
+        let mut errors = Comparison { status: Status::Warn, ..compare("server_errors", None, &Ok(2.0), 0.0, 0.0) };
+        errors.status = Status::Warn;
+        let mut s = Section::from_comparisons(vec![errors], None);
+        quiet_estimates(&mut s, "busy", true);
+        assert_eq!(s.status, Status::Warn);
+    }
 }
