@@ -3,7 +3,11 @@
 //! test script runs them with --include-ignored, and then they fail, never
 //! skip, when the server is missing.
 
+mod common;
+
 use std::process::Command;
+
+use common::run_json;
 
 /// One burst at a time: a test running beside another would be the other's
 /// background traffic (which the validation detects, and then reports).
@@ -14,22 +18,6 @@ fn real_vllm() -> (String, String) {
         .expect("LLM_LOADTEST_REAL_VLLM_URL is not set: start ../shared/real-vllm/start.sh (scripts/test.sh does)");
     let model = std::env::var("LLM_LOADTEST_REAL_VLLM_MODEL").unwrap_or_else(|_| "tiny".into());
     (url, model)
-}
-
-fn run_json(args: &[&str]) -> (serde_json::Value, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("result.json");
-    let output = Command::new(env!("CARGO_BIN_EXE_llm-loadtest"))
-        .arg("run")
-        .args(args)
-        .arg("--output")
-        .arg(&out)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(output.status.success(), "run failed: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
-    (v, stdout)
 }
 
 /// PASS, or a SKIP whose reason is the client-bound marking; anything else

@@ -6,7 +6,8 @@
 //! server exactly, and no count check of any section may WARN because of them.
 //! Ignored in a plain `cargo test`; fails, never skips, without the server.
 
-use std::process::Command;
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -62,19 +63,28 @@ fn background(url: String, model: String, stop: Arc<AtomicBool>, sent: Arc<Atomi
 }
 
 fn burst(url: &str, model: &str, otlp: &str, container: &str, endpoint: &str) -> serde_json::Value {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("result.json");
-    let output = Command::new(env!("CARGO_BIN_EXE_llm-loadtest"))
-        .args(["run", "--target", url, "--model", model, "--endpoint", endpoint])
-        .args(["--requests", "40", "--concurrency", "4", "--max-tokens", "16", "--input-tokens", "24"])
-        .args(["--otlp-receiver", otlp, "--container", container, "--quiet"])
-        .arg("--output")
-        .arg(&out)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(output.status.success(), "run failed: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap()
+    let (v, _) = common::run_json(&[
+        "--target",
+        url,
+        "--model",
+        model,
+        "--endpoint",
+        endpoint,
+        "--requests",
+        "40",
+        "--concurrency",
+        "4",
+        "--max-tokens",
+        "16",
+        "--input-tokens",
+        "24",
+        "--otlp-receiver",
+        otlp,
+        "--container",
+        container,
+        "--quiet",
+    ]);
+    v
 }
 
 fn check<'a>(section: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {

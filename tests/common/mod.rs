@@ -58,3 +58,21 @@ pub fn promtool(args: &[&str], stdin: &str) -> (bool, String) {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
 }
+
+/// `llm-loadtest run ARGS --output FILE` as a process: the result JSON and stdout; fails the
+/// test when the run fails.
+pub fn run_json(args: &[&str]) -> (serde_json::Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("result.json");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_llm-loadtest"))
+        .arg("run")
+        .args(args)
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(output.status.success(), "run failed: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    (v, stdout)
+}
