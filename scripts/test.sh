@@ -47,15 +47,31 @@ export LLM_LOADTEST_REAL_VLLM_URL="http://127.0.0.1:$port"
 export LLM_LOADTEST_REAL_VLLM_MODEL=tiny
 export LLM_LOADTEST_REAL_VLLM_CONTAINER="$vllm_name"
 export LLM_LOADTEST_REAL_VLLM_OTLP="$otlp"
+export LLM_LOADTEST_REAL_VLLM_OTLP_PROTOCOL=grpc
 # A fresh vLLM's first requests are slow outside its engine (lazy set-up in
 # the HTTP frontend): warm it so the tests measure a server in steady state.
-target/debug/llm-loadtest run --target "$LLM_LOADTEST_REAL_VLLM_URL" --model tiny \
-  --requests 8 --concurrency 2 --max-tokens 8 --skip-validation --quiet >/dev/null
+warm() {
+  target/debug/llm-loadtest run --target "$LLM_LOADTEST_REAL_VLLM_URL" --model tiny \
+    --requests 8 --concurrency 2 --max-tokens 8 --skip-validation --quiet >/dev/null
+}
+warm
 
 step "tests (unit, simulator, Docker Engine, real vLLM)"
 # --include-ignored runs the tests that need the real server, the Docker
 # Engine or promtool; they fail (never skip) when those are missing.
-cargo test --locked --no-fail-fast -- --include-ignored
+# The OTLP/HTTP test needs the server restarted with the other transport (below).
+status=0
+cargo test --locked --no-fail-fast -- --include-ignored --skip over_otlp_http || status=$?
+
+step "restart the real vLLM (no container) exporting spans over OTLP/HTTP"
+# Two cores: never two vLLMs at once.
+"$shared/real-vllm/stop.sh" --name "$vllm_name"
+OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf "$shared/real-vllm/start.sh" --port "$port" --name "$vllm_name" \
+  -- --otlp-traces-endpoint "http://$otlp/v1/traces" --enable-log-requests
+warm
+LLM_LOADTEST_REAL_VLLM_OTLP_PROTOCOL=http/protobuf \
+  cargo test --locked --test real_vllm_traces over_otlp_http -- --include-ignored || status=$?
+[ "$status" = 0 ] || { echo "tests failed" >&2; exit "$status"; }
 
 step "lint"
 cargo fmt --check

@@ -62,8 +62,8 @@ fn background(url: String, model: String, stop: Arc<AtomicBool>, sent: Arc<Atomi
     })
 }
 
-fn burst(url: &str, model: &str, otlp: &str, container: &str, endpoint: &str) -> serde_json::Value {
-    let (v, _) = common::run_json(&[
+fn burst(url: &str, model: &str, otlp: &str, container: Option<&str>, endpoint: &str) -> serde_json::Value {
+    let mut args = vec![
         "--target",
         url,
         "--model",
@@ -80,11 +80,12 @@ fn burst(url: &str, model: &str, otlp: &str, container: &str, endpoint: &str) ->
         "24",
         "--otlp-receiver",
         otlp,
-        "--container",
-        container,
         "--quiet",
-    ]);
-    v
+    ];
+    if let Some(c) = container {
+        args.extend(["--container", c]);
+    }
+    common::run_json(&args).0
 }
 
 fn check<'a>(section: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
@@ -93,20 +94,19 @@ fn check<'a>(section: &'a serde_json::Value, name: &str) -> &'a serde_json::Valu
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs a real vLLM exporting spans: run scripts/test.sh"]
-async fn every_request_is_accounted_for_on_a_shared_real_server() {
+/// Bursts of `endpoints` against the shared server; the container's logs are
+/// checked too when there is one.
+async fn shared_server_bursts(otlp: String, container: Option<String>, endpoints: &[&'static str]) {
     let (url, model) = (env("LLM_LOADTEST_REAL_VLLM_URL"), env("LLM_LOADTEST_REAL_VLLM_MODEL"));
-    let (otlp, container) = (env("LLM_LOADTEST_REAL_VLLM_OTLP"), env("LLM_LOADTEST_REAL_VLLM_CONTAINER"));
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
     let others = background(url.clone(), model.clone(), Arc::clone(&stop), Arc::clone(&sent));
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let mut foreign = 0;
-    for (i, endpoint) in ["chat", "completions", "chat"].into_iter().enumerate() {
+    for (i, &endpoint) in endpoints.iter().enumerate() {
         let (u, m, o, c) = (url.clone(), model.clone(), otlp.clone(), container.clone());
-        let v = tokio::task::spawn_blocking(move || burst(&u, &m, &o, &c, endpoint)).await.unwrap();
+        let v = tokio::task::spawn_blocking(move || burst(&u, &m, &o, c.as_deref(), endpoint)).await.unwrap();
         let validation = &v["validation"];
         let traces = &validation["traces"];
         for name in ["request_count", "prompt_tokens", "generation_tokens"] {
@@ -118,14 +118,16 @@ async fn every_request_is_accounted_for_on_a_shared_real_server() {
         assert_eq!(traces["client_without_span"]["count"], 0, "{traces:#}");
         assert_eq!(validation["basis"], "traces");
         // No count check of any section cries wolf because of the other clients.
-        let docker = &validation["docker_logs"];
-        assert!(docker.is_object(), "the container's logs were read: {validation:#}");
-        for (section, name) in [
+        let mut counts = vec![
             (&validation["prometheus"], "request_count"),
             (&validation["prometheus"], "prompt_tokens"),
             (&validation["prometheus"], "generation_tokens"),
-            (docker, "http_200_count"),
-        ] {
+        ];
+        if container.is_some() {
+            assert!(validation["docker_logs"].is_object(), "the container's logs were read: {validation:#}");
+            counts.push((&validation["docker_logs"], "http_200_count"));
+        }
+        for (section, name) in counts {
             assert_ne!(check(section, name)["status"], "WARN", "burst {i}: {name}: {section:#}");
         }
         let latency = |name| check(traces, name)["status"].as_str().unwrap_or("").to_owned();
@@ -143,4 +145,22 @@ async fn every_request_is_accounted_for_on_a_shared_real_server() {
     let sent = sent.load(Ordering::Relaxed);
     assert!(sent > 20, "the other clients sent {sent} requests: the server was not shared");
     assert!(foreign > 0, "no span of another client arrived during any burst: the server was not shared");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real vLLM exporting spans: run scripts/test.sh"]
+async fn every_request_is_accounted_for_on_a_shared_real_server() {
+    let (otlp, container) = (env("LLM_LOADTEST_REAL_VLLM_OTLP"), env("LLM_LOADTEST_REAL_VLLM_CONTAINER"));
+    shared_server_bursts(otlp, Some(container), &["chat", "completions", "chat"]).await;
+}
+
+/// vLLM's other transport, to the same receiver address: scripts/test.sh
+/// restarts the server (outside a container) with
+/// `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf` for this test alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real vLLM exporting spans over OTLP/HTTP: run scripts/test.sh"]
+async fn over_otlp_http_every_request_is_accounted_for_too() {
+    let protocol = env("LLM_LOADTEST_REAL_VLLM_OTLP_PROTOCOL");
+    assert_eq!(protocol, "http/protobuf", "this test needs the vLLM that scripts/test.sh starts for it");
+    shared_server_bursts(env("LLM_LOADTEST_REAL_VLLM_OTLP"), None, &["completions", "chat"]).await;
 }
