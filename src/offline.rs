@@ -11,6 +11,7 @@ use crate::artifacts::{self, RunResult};
 use crate::error::RunError;
 use crate::promtext::{self, Exposition, LabelFilter};
 use crate::server::catalogue;
+use crate::traces::request_id_prefix;
 use crate::validate::{
     ClientSide, DockerLogsValidation, LogsInput, Observation, PrometheusInputs, Status, Tolerances, TracesInput,
     TracesValidation, Validation,
@@ -38,7 +39,8 @@ pub fn validate_dir(dir: &Path, tolerance_override: Option<f64>) -> Result<Valid
         parse(artifacts::SNAPSHOT_AFTER),
         parse(artifacts::SNAPSHOT_IDLE_START).ok(),
     );
-    let findings = run.snapshot(artifacts::LOGS_WINDOW).map(crate::logs::analyze_text);
+    let analyzer = || crate::logs::LogAnalyzer::new().with_request_id_prefix(request_id_prefix(&run.run_id));
+    let findings = run.snapshot(artifacts::LOGS_WINDOW).map(|text| crate::logs::analyze_text_with(text, analyzer()));
     let spans = run.snapshot(artifacts::SPANS_JSON).map(|text| {
         serde_json::from_str::<artifacts::SpansObservation>(text)
             .map_err(|e| format!("{} is not a spans observation: {e}", dir.join(artifacts::SPANS_JSON).display()))

@@ -121,7 +121,13 @@ async fn metrics_hold_the_run_and_the_history_survives_a_restart() {
     assert_eq!(val("llm_loadtest_output_tokens_total", &[]), full["total_output_tokens"].as_f64().unwrap());
     assert_eq!(val("llm_loadtest_ttft_seconds_count", &[]), 20.0);
     assert_eq!(val("llm_loadtest_last_run_success", &[]), 1.0);
-    assert_eq!(val("llm_loadtest_validation_status", &[("check", "request_count"), ("status", "PASS")]), 1.0);
+    assert_eq!(
+        val(
+            "llm_loadtest_validation_status",
+            &[("section", "prometheus"), ("check", "request_count"), ("status", "PASS")]
+        ),
+        1.0
+    );
     assert_eq!(val("llm_loadtest_last_run_completed_requests", &[("source", "server")]), 20.0);
     let p50 = val("llm_loadtest_last_run_ttft_seconds", &[("percentile", "p50")]);
     assert!((p50 * 1e3 - full["median_ttft_ms"].as_f64().unwrap()).abs() < 1e-6);
@@ -146,7 +152,7 @@ async fn metrics_hold_the_run_and_the_history_survives_a_restart() {
         ("llm_loadtest_ttft_seconds_sum", vec![]),
         ("llm_loadtest_itl_seconds_count", vec![]),
         ("llm_loadtest_last_run_ttft_seconds", vec![("percentile", "p99")]),
-        ("llm_loadtest_validation_drift_ratio", vec![("check", "prompt_tokens")]),
+        ("llm_loadtest_validation_drift_ratio", vec![("section", "prometheus"), ("check", "prompt_tokens")]),
         ("llm_loadtest_last_run_timestamp_seconds", vec![]),
     ] {
         let labels: Vec<(&str, &str)> = t.iter().copied().chain(labels).collect();

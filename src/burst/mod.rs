@@ -31,6 +31,7 @@ pub use worker::RequestTarget;
 use crate::artifacts::{self, LogsSummary, RunResult, ServerSummary, SpansObservation};
 use crate::server::{Scrape, ScrapeError};
 use crate::stats;
+use crate::traces::request_id_prefix;
 use crate::validate::{self, ClientSide, ContainerInfo, LogsInput, Observation, PrometheusInputs, TracesInput};
 use crate::workload::ArrivalPlan;
 use observe::{Before, LogObservation, ServerObservation};
@@ -86,7 +87,8 @@ pub async fn run(
         let logs = match docker {
             Some(d) => {
                 let t = Instant::now();
-                let obs = observe::observe_logs(d, logs_from, state_before, tail_before).await;
+                let obs =
+                    observe::observe_logs(d, logs_from, state_before, tail_before, request_id_prefix(&run_id)).await;
                 phases.insert("logs", t.elapsed().as_secs_f64());
                 Some(obs)
             }

@@ -109,11 +109,13 @@ async fn container_state(w: &DockerWatch) -> Result<ContainerState, String> {
 }
 
 /// Fetch and analyse the window [from, to]; the container state before is checked for a restart.
+/// `Received request` lines are counted by the ids starting with `request_id_prefix`.
 pub(super) async fn observe_logs(
     w: DockerWatch,
     from: jiff::Timestamp,
     state_before: Result<ContainerState, String>,
     tail_before: Result<Vec<TimedLine>, String>,
+    request_id_prefix: String,
 ) -> LogObservation {
     let to = jiff::Timestamp::now();
     let state_after = container_state(&w).await;
@@ -125,7 +127,7 @@ pub(super) async fn observe_logs(
         (Err(e), _) | (_, Err(e)) => Some(format!("cannot inspect container {}: {e}", w.container.name)),
         _ => None,
     };
-    let mut analyzer = LogAnalyzer::new();
+    let mut analyzer = LogAnalyzer::new().with_request_id_prefix(request_id_prefix);
     let mut raw = Vec::new();
     let keep = w.keep_lines;
     let result = {

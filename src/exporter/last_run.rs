@@ -194,6 +194,7 @@ pub(super) fn bounded_check(check: &str) -> bool {
 fn sections(v: &Validation) -> Vec<(&'static str, &Section)> {
     let mut out = vec![(m::SECTION_PROMETHEUS, &v.prometheus)];
     out.extend(v.docker_logs.as_ref().map(|d| (m::SECTION_DOCKER_LOGS, &d.section)));
+    out.extend(v.traces.as_ref().map(|t| (m::SECTION_TRACES, &t.section)));
     out
 }
 
@@ -243,10 +244,16 @@ pub(super) fn series(target: &str, result: &RunResult) -> Vec<Series> {
 
     // Client vs server: the client's figure (from the check, else its own statistics), the
     // server's when a check produced one.
-    let comparisons: Vec<&Comparison> =
-        result.validation.iter().flat_map(sections).flat_map(|(_, s)| s.comparisons.iter()).collect();
+    // `source="server"` is the server's /metrics, `source="logs"` its container logs.
+    let comparisons: Vec<(&str, &Comparison)> = result
+        .validation
+        .iter()
+        .flat_map(sections)
+        .flat_map(|(section, s)| s.comparisons.iter().map(move |c| (section, c)))
+        .collect();
     for o in &OVERLAYS {
-        let compared = comparisons.iter().find(|c| c.check == o.check);
+        let section = if o.other == m::SOURCE_LOGS { m::SECTION_DOCKER_LOGS } else { m::SECTION_PROMETHEUS };
+        let compared = comparisons.iter().find(|(s, c)| *s == section && c.check == o.check).map(|(_, c)| *c);
         let client_value = compared.and_then(|c| c.client).or_else(|| o.client.and_then(|f| f(client)));
         b.push(o.def, &[m::SOURCE_CLIENT], client_value.map(|v| v * o.scale));
         b.push(o.def, &[o.other], compared.and_then(|c| c.server).map(|v| v * o.scale));
@@ -270,6 +277,28 @@ pub(super) fn series(target: &str, result: &RunResult) -> Vec<Series> {
         b.push(&m::LAST_RUN_QUEUE_TIME_MEAN, &[], ms(i.queue_time_mean_ms));
         b.push(&m::LAST_RUN_PREEMPTIONS, &[], i.preemptions);
     }
+    // Per request, from vLLM's spans.
+    if let Some(t) = result.validation.as_ref().and_then(|v| v.traces.as_ref()) {
+        let spread = |b: &mut SeriesBuilder<'_>, def, label: &str, s: &Option<crate::validate::Spread>| {
+            if let Some(s) = s {
+                for (p, v) in m::PERCENTILES.into_iter().zip([s.p50, s.p90, s.p99]) {
+                    b.push(def, &[label, p], Some(v / 1e3));
+                }
+            }
+        };
+        for (figure, s) in m::SPAN_DIFFERENCE_FIGURES.into_iter().zip([&t.ttft_diff_ms, &t.e2e_diff_ms]) {
+            spread(&mut b, &m::LAST_RUN_SPAN_DIFFERENCE, figure, s);
+        }
+        let phases = &t.server_breakdown;
+        for (phase, s) in m::SERVER_PHASES.into_iter().zip([
+            &phases.queue_ms,
+            &phases.prefill_ms,
+            &phases.decode_ms,
+            &phases.inference_ms,
+        ]) {
+            spread(&mut b, &m::LAST_RUN_SERVER_PHASE, phase, s);
+        }
+    }
     if let Some(s) = &result.server {
         b.push(&m::LAST_RUN_METRICS_PARSE_ERRORS, &[], s.line_errors_after.map(|n| n as f64));
     }
@@ -291,26 +320,26 @@ pub(super) fn series(target: &str, result: &RunResult) -> Vec<Series> {
 /// Verdicts: overall and per section as state sets; per check a state set, ok, drift, tolerance.
 fn validation(b: &mut SeriesBuilder<'_>, v: &Validation) {
     b.state_set(&m::VALIDATION_OVERALL_STATUS, &[], v.overall);
-    let mut seen: Vec<&str> = Vec::new();
     for (section, s) in sections(v) {
         b.state_set(&m::VALIDATION_SECTION_STATUS, &[section], s.status);
+        let mut seen: Vec<&str> = Vec::new();
         for c in &s.comparisons {
             if !bounded_check(&c.check) || seen.contains(&c.check.as_str()) {
-                tracing::warn!(check = %c.check, "validation check not exported: not a snake_case name, or a duplicate");
+                tracing::warn!(section, check = %c.check, "validation check not exported: not a snake_case name, or a duplicate");
                 continue;
             }
             seen.push(&c.check);
-            let check = c.check.as_str();
-            b.state_set(&m::VALIDATION_STATUS, &[check], c.status);
+            let labels = [section, c.check.as_str()];
+            b.state_set(&m::VALIDATION_STATUS, &labels, c.status);
             let ok = match c.status {
                 Status::Pass => Some(1.0),
                 Status::Warn => Some(0.0),
                 Status::Skip => None,
             };
-            b.push(&m::VALIDATION_OK, &[check], ok);
+            b.push(&m::VALIDATION_OK, &labels, ok);
             let drift = c.diff_pct.filter(|_| c.status != Status::Skip).map(|p| p / 100.0);
-            b.push(&m::VALIDATION_DRIFT, &[check], drift);
-            b.push(&m::VALIDATION_TOLERANCE, &[check], Some(c.tolerance));
+            b.push(&m::VALIDATION_DRIFT, &labels, drift);
+            b.push(&m::VALIDATION_TOLERANCE, &labels, Some(c.tolerance));
         }
     }
 }

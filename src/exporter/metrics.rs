@@ -338,14 +338,14 @@ pub const VALIDATION_STATUS: MetricDef = MetricDef {
     name: "llm_loadtest_validation_status",
     help: "Verdict of each client-vs-server check of the last run: 1 for the current status (PASS, WARN, SKIP), 0 for the others",
     kind: Kind::Gauge,
-    labels: &["target", "check", "status"],
+    labels: &["target", "section", "check", "status"],
 };
 /// 1 when the check passed, 0 when it warned, absent when it skipped: `== 0` is the alert.
 pub const VALIDATION_OK: MetricDef = MetricDef {
     name: "llm_loadtest_validation_ok",
     help: "1 when the check passed in the last run, 0 when it warned; absent when it was skipped",
     kind: Kind::Gauge,
-    labels: &["target", "check"],
+    labels: &["target", "section", "check"],
 };
 /// Signed (client - server) / server of the compared figures (0.03 = client 3% above the
 /// server); absent when the check skipped or the server figure was 0.
@@ -353,14 +353,14 @@ pub const VALIDATION_DRIFT: MetricDef = MetricDef {
     name: "llm_loadtest_validation_drift_ratio",
     help: "Signed relative difference (client - server) / server of each check in the last run; absent when skipped",
     kind: Kind::Gauge,
-    labels: &["target", "check"],
+    labels: &["target", "section", "check"],
 };
 /// The relative tolerance each check was judged with (0.05 = ±5%), for threshold lines.
 pub const VALIDATION_TOLERANCE: MetricDef = MetricDef {
     name: "llm_loadtest_validation_tolerance_ratio",
     help: "Relative tolerance each check of the last run was judged with",
     kind: Kind::Gauge,
-    labels: &["target", "check"],
+    labels: &["target", "section", "check"],
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -409,6 +409,20 @@ pub const LAST_RUN_QUEUE_TIME_MEAN: MetricDef = MetricDef {
     help: "Mean time requests spent in the server queue during the last run",
     kind: Kind::Gauge,
     labels: T,
+};
+/// Paired per request from vLLM's `llm_request` spans: client minus server, by percentile.
+pub const LAST_RUN_SPAN_DIFFERENCE: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_span_difference_seconds",
+    help: "Per request of the last run, the client's figure minus vLLM's llm_request span figure (ttft, e2e_latency), by percentile",
+    kind: Kind::Gauge,
+    labels: &["target", "figure", "percentile"],
+};
+/// Where vLLM's time went for our requests, from their spans, by percentile.
+pub const LAST_RUN_SERVER_PHASE: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_server_phase_seconds",
+    help: "Time vLLM spent on the last run's requests in each phase (queue, prefill, decode, inference) per its llm_request spans, by percentile",
+    kind: Kind::Gauge,
+    labels: &["target", "phase", "percentile"],
 };
 /// Preemptions the server counted during the last run.
 pub const LAST_RUN_PREEMPTIONS: MetricDef = MetricDef {
@@ -461,7 +475,7 @@ pub const LAST_RUN_LOG_WARNING_LINES: MetricDef = MetricDef {
 };
 
 /// Every metric, in exposition order.
-pub const METRICS: [MetricDef; 50] = [
+pub const METRICS: [MetricDef; 52] = [
     BUILD_INFO,
     TARGET_INFO,
     SCHEDULE_INTERVAL,
@@ -507,6 +521,8 @@ pub const METRICS: [MetricDef; 50] = [
     LAST_RUN_BACKGROUND_RATE,
     LAST_RUN_QUEUE_TIME_MEAN,
     LAST_RUN_PREEMPTIONS,
+    LAST_RUN_SPAN_DIFFERENCE,
+    LAST_RUN_SERVER_PHASE,
     LAST_RUN_METRICS_PARSE_ERRORS,
     LOG_ERROR_EVENTS,
     LOG_WARNING_LINES,
@@ -551,6 +567,10 @@ pub const REASON_OTHER: &str = "other";
 pub const FAILURE_REASONS: [&str; 3] = [REASON_TARGET_UNREACHABLE, REASON_INVALID_WORKLOAD, REASON_OTHER];
 /// `percentile` of the last-run latency gauges.
 pub const PERCENTILES: [&str; 3] = ["p50", "p90", "p99"];
+/// `figure` of `llm_loadtest_last_run_span_difference_seconds`.
+pub const SPAN_DIFFERENCE_FIGURES: [&str; 2] = ["ttft", "e2e_latency"];
+/// `phase` of `llm_loadtest_last_run_server_phase_seconds`.
+pub const SERVER_PHASES: [&str; 4] = ["queue", "prefill", "decode", "inference"];
 /// `figure` of `llm_loadtest_last_run_client_bound`.
 pub const CLIENT_BOUND_FIGURES: [&str; 3] = ["ttft", "itl", "schedule"];
 /// `source`: the client, the server's /metrics, the server's container logs.
@@ -563,7 +583,9 @@ pub const STATUSES: [&str; 3] = ["PASS", "WARN", "SKIP"];
 /// `section` of `llm_loadtest_validation_section_status`.
 pub const SECTION_PROMETHEUS: &str = "prometheus";
 pub const SECTION_DOCKER_LOGS: &str = "docker_logs";
-pub const SECTIONS: [&str; 2] = [SECTION_PROMETHEUS, SECTION_DOCKER_LOGS];
+/// The per-request checks from vLLM's `llm_request` spans.
+pub const SECTION_TRACES: &str = "traces";
+pub const SECTIONS: [&str; 3] = [SECTION_PROMETHEUS, SECTION_DOCKER_LOGS, SECTION_TRACES];
 /// `check` values validation produces today. Other snake_case check names are exported too (a
 /// new check must not vanish from /metrics); the contract test fails until it is listed here.
 pub const CHECKS: [&str; 8] = [

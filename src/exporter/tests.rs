@@ -249,16 +249,23 @@ fn a_run_is_exported_with_its_values() {
         let ch = cmp.check.as_str();
         for status in STATUSES {
             let want = if status == cmp.status.as_str() { 1.0 } else { 0.0 };
-            let labels = [("target", "a"), ("check", ch), ("status", status)];
+            let labels = [("target", "a"), ("section", "prometheus"), ("check", ch), ("status", status)];
             assert_eq!(val(&x, "llm_loadtest_validation_status", &labels), want, "{ch} {status}");
         }
-        let tc = [("target", "a"), ("check", ch)];
+        let tc = [("target", "a"), ("section", "prometheus"), ("check", ch)];
         assert_eq!(get(&x, "llm_loadtest_validation_ok", &tc), Some(1.0), "{ch}");
         assert_eq!(val(&x, "llm_loadtest_validation_tolerance_ratio", &tc), cmp.tolerance);
         let drift = get(&x, "llm_loadtest_validation_drift_ratio", &tc);
         assert_eq!(drift, cmp.diff_pct.map(|p| p / 100.0), "{ch}");
     }
-    assert_eq!(val(&x, "llm_loadtest_validation_drift_ratio", &[("target", "a"), ("check", "request_count")]), 0.0);
+    assert_eq!(
+        val(
+            &x,
+            "llm_loadtest_validation_drift_ratio",
+            &[("target", "a"), ("section", "prometheus"), ("check", "request_count")]
+        ),
+        0.0
+    );
 
     // Server-only figures.
     let i = &v.server_info;
@@ -352,7 +359,11 @@ fn warn_and_skip_verdicts() {
     e.record_run("a", &r);
     let x = parsed(&e);
     let status = |check, status| {
-        val(&x, "llm_loadtest_validation_status", &[("target", "a"), ("check", check), ("status", status)])
+        val(
+            &x,
+            "llm_loadtest_validation_status",
+            &[("target", "a"), ("section", "prometheus"), ("check", check), ("status", status)],
+        )
     };
     assert_eq!(
         (status("ttft_mean_ms", "PASS"), status("ttft_mean_ms", "WARN"), status("ttft_mean_ms", "SKIP")),
@@ -362,7 +373,7 @@ fn warn_and_skip_verdicts() {
         (status("prompt_tokens", "PASS"), status("prompt_tokens", "WARN"), status("prompt_tokens", "SKIP")),
         (0.0, 0.0, 1.0)
     );
-    let tc = |check| [("target", "a"), ("check", check)];
+    let tc = |check| [("target", "a"), ("section", "prometheus"), ("check", check)];
     assert_eq!(get(&x, "llm_loadtest_validation_ok", &tc("ttft_mean_ms")), Some(0.0));
     assert_eq!(get(&x, "llm_loadtest_validation_ok", &tc("prompt_tokens")), None);
     assert_eq!(get(&x, "llm_loadtest_validation_ok", &tc("request_count")), Some(1.0));
@@ -520,7 +531,65 @@ fn full_result() -> RunResult {
     i.preemptions = Some(0.0);
     i.prefix_cache_hit_rate_pct = Some(40.0);
     i.peak_waiting = i.peak_waiting.or(Some(0.0));
+    r.validation.as_mut().unwrap().traces = Some(traces_section());
     r
+}
+
+/// A per-request section as vLLM's spans give it.
+fn traces_section() -> crate::validate::TracesValidation {
+    use crate::validate::{Spread, TracesValidation};
+    let mut t = TracesValidation::skipped("replaced below");
+    t.section = Section::from_comparisons(
+        vec![
+            compare("request_count", Some(24.0), &Ok(24.0), 0.0, 0.0),
+            compare("ttft_mean_ms", Some(31.0), &Ok(30.0), 0.10, 1.0),
+        ],
+        None,
+    );
+    let spread = |ms: f64| Some(Spread { mean: ms, p50: ms, p90: 2.0 * ms, p99: 4.0 * ms });
+    t.ttft_diff_ms = spread(1.0);
+    t.e2e_diff_ms = spread(2.0);
+    t.server_breakdown.queue_ms = spread(0.5);
+    t.server_breakdown.prefill_ms = spread(10.0);
+    t.server_breakdown.decode_ms = spread(100.0);
+    t.server_breakdown.inference_ms = spread(110.0);
+    t
+}
+
+#[test]
+fn per_request_checks_and_span_figures_are_exported_by_section() {
+    let e = exporter();
+    e.record_run("a", &full_result());
+    let x = parsed(&e);
+    let ok = |section| {
+        get(&x, "llm_loadtest_validation_ok", &[("target", "a"), ("section", section), ("check", "request_count")])
+    };
+    assert_eq!(ok("prometheus"), Some(1.0));
+    assert_eq!(ok("traces"), Some(1.0), "the same check of two sections is two series");
+    let section = [("target", "a"), ("section", "traces"), ("status", "PASS")];
+    assert_eq!(val(&x, "llm_loadtest_validation_section_status", &section), 1.0);
+    let diff = |figure, p| {
+        val(
+            &x,
+            "llm_loadtest_last_run_span_difference_seconds",
+            &[("target", "a"), ("figure", figure), ("percentile", p)],
+        )
+    };
+    assert!(close(diff("ttft", "p99"), 0.004));
+    assert!(close(diff("e2e_latency", "p50"), 0.002));
+    let phase = |phase, p| {
+        val(&x, "llm_loadtest_last_run_server_phase_seconds", &[("target", "a"), ("phase", phase), ("percentile", p)])
+    };
+    assert!(close(phase("queue", "p50"), 0.0005));
+    assert!(close(phase("decode", "p90"), 0.2));
+    // The server overlay stays the /metrics figure, not the spans'.
+    let server = [("target", "a"), ("source", "server")];
+    let prometheus =
+        full_result().validation.unwrap().prometheus.comparisons.into_iter().find(|c| c.check == "ttft_mean_ms");
+    assert_eq!(
+        get(&x, "llm_loadtest_last_run_ttft_mean_seconds", &server),
+        prometheus.and_then(|c| c.server).map(|v| v / 1e3)
+    );
 }
 
 #[test]
@@ -548,13 +617,28 @@ fn docker_log_findings_are_exported() {
     assert_eq!(val(&x, "llm_loadtest_last_run_http_200_responses", &client), 24.0);
     // The docker-log checks are verdicts like the others; the section and the overall warn.
     let status = |check, status| {
-        val(&x, "llm_loadtest_validation_status", &[("target", "a"), ("check", check), ("status", status)])
+        val(
+            &x,
+            "llm_loadtest_validation_status",
+            &[("target", "a"), ("section", "docker_logs"), ("check", check), ("status", status)],
+        )
     };
     assert_eq!(status("server_errors", "WARN"), 1.0);
     assert_eq!(status("http_200_count", "PASS"), 1.0);
-    let drift = get(&x, "llm_loadtest_validation_drift_ratio", &[("target", "a"), ("check", "generation_throughput")]);
+    let drift = get(
+        &x,
+        "llm_loadtest_validation_drift_ratio",
+        &[("target", "a"), ("section", "docker_logs"), ("check", "generation_throughput")],
+    );
     assert!(close(drift.unwrap(), 1.0 / 0.95 - 1.0));
-    assert_eq!(get(&x, "llm_loadtest_validation_drift_ratio", &[("target", "a"), ("check", "server_errors")]), None);
+    assert_eq!(
+        get(
+            &x,
+            "llm_loadtest_validation_drift_ratio",
+            &[("target", "a"), ("section", "docker_logs"), ("check", "server_errors")]
+        ),
+        None
+    );
     let section = [("target", "a"), ("section", "docker_logs"), ("status", "WARN")];
     assert_eq!(val(&x, "llm_loadtest_validation_section_status", &section), 1.0);
     assert_eq!(val(&x, "llm_loadtest_validation_overall_status", &[("target", "a"), ("status", "WARN")]), 1.0);
@@ -676,8 +760,10 @@ fn label_values_stay_in_bounded_sets() {
                 "result" => RESULTS.contains(&v),
                 "reason" => FAILURE_REASONS.contains(&v),
                 "outcome" => outcomes.contains(&v),
+                "phase" if name == LAST_RUN_SERVER_PHASE.name => SERVER_PHASES.contains(&v),
                 "phase" => phases.contains(&v),
                 "percentile" => PERCENTILES.contains(&v),
+                "figure" if name == LAST_RUN_SPAN_DIFFERENCE.name => SPAN_DIFFERENCE_FIGURES.contains(&v),
                 "figure" => CLIENT_BOUND_FIGURES.contains(&v),
                 "source" => SOURCES.contains(&v),
                 "check" => CHECKS.contains(&v),

@@ -13,8 +13,10 @@
 //!   (a crashed process printing to stderr) is an error event of its own. CRITICAL counts as error;
 //!   Python `warnings.warn` output (`file.py:1: DeprecationWarning: ...`) is not a warning line;
 //! - `unparsed_lines`: the rest (INFO/DEBUG records, startup output, blank lines, garbage).
+//!   vLLM's `Received request <id>: ...` INFO lines (`--enable-log-requests`) are among them and
+//!   also counted in `received`, by id when the analyzer knows the burst's request-id prefix.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use jiff::Timestamp;
@@ -38,11 +40,40 @@ pub struct LogLimits {
     pub max_message_chars: usize,
     /// Distinct `METHOD path` keys in `access.by_endpoint`; later ones go to [`OTHER_ENDPOINTS`].
     pub max_endpoints: usize,
+    /// Request indices of ours kept in `received.ours`; later ones count in `ours_over_limit`.
+    pub max_request_ids: usize,
 }
 
 impl Default for LogLimits {
     fn default() -> Self {
-        LogLimits { max_engine_stats: 10_000, max_messages: 5, max_message_chars: 300, max_endpoints: 200 }
+        LogLimits {
+            max_engine_stats: 10_000,
+            max_messages: 5,
+            max_message_chars: 300,
+            max_endpoints: 200,
+            // As many as the OTLP receiver keeps spans of one burst.
+            max_request_ids: 200_000,
+        }
+    }
+}
+
+/// vLLM's `Received request <id>: ...` lines of the window.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceivedRequests {
+    /// Every such line, of any client.
+    pub lines: u64,
+    /// The burst's request indices these lines name, each once (only with a request-id prefix).
+    pub ours: BTreeSet<u64>,
+    /// Lines naming an index of ours already seen.
+    pub ours_repeated: u64,
+    /// Indices of ours beyond [`LogLimits::max_request_ids`] (counted, not kept).
+    pub ours_over_limit: u64,
+}
+
+impl ReceivedRequests {
+    /// Lines of other clients' requests (all of them without a prefix).
+    pub fn others(&self) -> u64 {
+        self.lines - self.ours.len() as u64 - self.ours_repeated - self.ours_over_limit
     }
 }
 
@@ -115,6 +146,8 @@ pub struct LogFindings {
     /// Earliest and latest Docker timestamp seen (stdout and stderr lines can be out of order).
     pub first_ts: Option<Timestamp>,
     pub last_ts: Option<Timestamp>,
+    #[serde(default)]
+    pub received: ReceivedRequests,
 }
 
 impl LogFindings {
@@ -148,9 +181,20 @@ impl LogFindings {
     }
 }
 
+/// `Received request <id>: params: ...` (0.11.1+) or `Received request <id>: prompt: ...`: the id.
+fn received_request_id(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("Received request ")?;
+    let id = &rest[..rest.find([':', ' ', ',']).unwrap_or(rest.len())];
+    (!id.is_empty()).then_some(id)
+}
+
 /// Analyzes a whole log text (lines split on `\n`, `\r` kept, docker timestamps honoured).
 pub fn analyze_text(text: &str) -> LogFindings {
-    let mut analyzer = LogAnalyzer::new();
+    analyze_text_with(text, LogAnalyzer::new())
+}
+
+/// [`analyze_text`] with a prepared analyzer (say, [`LogAnalyzer::with_request_id_prefix`]).
+pub fn analyze_text_with(text: &str, mut analyzer: LogAnalyzer) -> LogFindings {
     let text = text.strip_suffix('\n').unwrap_or(text);
     for line in text.split('\n') {
         analyzer.feed_str(None, line);
@@ -176,6 +220,8 @@ pub struct LogAnalyzer {
     /// A record line ending in `\r` was seen: this log keeps vLLM's `\r\n` joins, so a record
     /// line without `\r` is the last line of its record.
     log_keeps_cr: bool,
+    /// The burst's X-Request-Id prefix ([`crate::traces::request_id_prefix`]), when known.
+    request_id_prefix: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -311,7 +357,15 @@ impl LogAnalyzer {
             last_stats_kept: false,
             event: None,
             log_keeps_cr: false,
+            request_id_prefix: None,
         }
+    }
+
+    /// Counts the `Received request` lines of the burst whose request ids start with `prefix`
+    /// by request index; the other ones are other clients'.
+    pub fn with_request_id_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.request_id_prefix = Some(prefix.into());
+        self
     }
 
     /// Feeds one collected line. Without `ts`, a docker timestamp at the start of the text is used.
@@ -345,10 +399,13 @@ impl LogAnalyzer {
                 self.pass_through();
                 self.count_v0_prefix_cache(gpu_pct);
             }
-            Kind::Record { level: None, .. } => {
+            Kind::Record { level: None, message, .. } => {
                 self.log_keeps_cr |= line.ends_with_cr;
                 self.pass_through();
                 self.findings.unparsed_lines += 1;
+                if let Some(id) = received_request_id(message) {
+                    self.count_received(id);
+                }
             }
             Kind::Record { level: Some(level), header, message } => {
                 self.record_line(level, header, message, line.ends_with_cr);
@@ -384,6 +441,21 @@ impl LogAnalyzer {
         }
         summary.last_prefix_cache_hit_rate_pct = self.stats_peaks.last_prefix_cache_hit_rate_pct;
         findings
+    }
+
+    fn count_received(&mut self, id: &str) {
+        let received = &mut self.findings.received;
+        received.lines += 1;
+        let Some(index) = self.request_id_prefix.as_deref().and_then(|p| crate::traces::request_index(id, p)) else {
+            return;
+        };
+        if received.ours.contains(&index) {
+            received.ours_repeated += 1;
+        } else if received.ours.len() < self.limits.max_request_ids {
+            received.ours.insert(index);
+        } else {
+            received.ours_over_limit += 1;
+        }
     }
 
     fn count_access(&mut self, method: &str, path: &str, status: u16) {

@@ -23,8 +23,8 @@ mod throughput;
 use serde::{Deserialize, Serialize};
 
 pub use analyzer::{
-    AccessCounts, EngineStatsSummary, LogAnalyzer, LogFindings, LogLimits, OTHER_ENDPOINTS, TimedEngineStats,
-    analyze_text,
+    AccessCounts, EngineStatsSummary, LogAnalyzer, LogFindings, LogLimits, OTHER_ENDPOINTS, ReceivedRequests,
+    TimedEngineStats, analyze_text, analyze_text_with,
 };
 pub use clean::split_docker_timestamp;
 pub use parse::parse_line;

@@ -732,3 +732,22 @@ fn throughput_after_a_gap_without_idle_line_is_not_covered() {
     let err = generation_throughput_over(&lines, at(30.0), at(60.0), TEN_S, 0.5).unwrap_err();
     assert!(err.contains("cover 33%"), "{err}");
 }
+
+#[test]
+fn received_request_lines_are_counted_by_id_in_every_format() {
+    let text = concat!(
+        // 0.11.1+, and <= 0.10.1 with the prompt on the same line; colour codes as a TTY shows them.
+        "(APIServer pid=7) INFO 12-05 00:24:17 [request_logger.py:65] Received request chatcmpl-r-3: params: SamplingParams(n=1)\n",
+        "INFO 08-01 10:00:00 [logger.py:39] Received request cmpl-r-4-0: prompt: 'Received request chatcmpl-r-9', params: x\n",
+        "\u{1b}[1;36m(APIServer pid=7)\u{1b}[0;0m INFO 12-05 00:24:18 [request_logger.py:65] Received request chatcmpl-other: params: x\n",
+        // A prompt quoting the phrase is not a line of its own, nor is an access line.
+        "INFO:     127.0.0.1:1 - \"POST /Received%20request HTTP/1.1\" 404 Not Found\n",
+    );
+    let ours = analyze_text_with(text, LogAnalyzer::new().with_request_id_prefix("r-"));
+    assert_eq!(ours.received.lines, 3);
+    assert_eq!(ours.received.ours, [3, 4].into_iter().collect());
+    assert_eq!(ours.received.others(), 1);
+    assert_eq!(ours.unparsed_lines, 3, "still INFO records");
+    let anyone = analyze_text(text);
+    assert_eq!((anyone.received.lines, anyone.received.others()), (3, 3));
+}

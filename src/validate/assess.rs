@@ -53,37 +53,42 @@ pub fn assess(obs: &Observation<'_>, client: &ClientSide<'_>, tolerances: &Toler
     });
     let traces = obs.traces.as_ref().map(|t| traces_validation(t, client.records, tolerances));
     let (mut section, mut docker_logs) = (section, docker_logs);
-    if let Some(why) = other_clients_seen(info.background_request_rate, traces.as_ref()) {
+    let foreign_lines = docker_logs.as_ref().and_then(|d| d.received.as_ref()).map_or(0, |r| r.other_clients);
+    if let Some(why) = other_clients_seen(info.background_request_rate, traces.as_ref(), foreign_lines) {
         let exact = traces.as_ref().is_some_and(|t| t.section.status != Status::Skip);
-        let logs = docker_logs.iter_mut().map(|d| &mut d.section);
-        for s in std::iter::once(&mut section).chain(logs) {
-            quiet_estimates(s, &why, exact);
+        quiet_estimates(&mut section, &why, exact, &PROMETHEUS_ESTIMATES);
+        if let Some(d) = docker_logs.as_mut() {
+            quiet_estimates(&mut d.section, &why, exact, &LOG_ESTIMATES);
         }
     }
     Some(Validation::new(section, docker_logs, traces, info, tolerances.clone()))
 }
 
-/// The aggregate checks whose server figure mixes in other clients' requests:
-/// counts (with the background estimated from the idle window, or not at
-/// all for the access log) and the histogram means.
-pub const ESTIMATED_CHECKS: [&str; 7] = [
-    "request_count",
-    "prompt_tokens",
-    "generation_tokens",
-    "ttft_mean_ms",
-    "e2e_latency_mean_ms",
-    "http_200_count",
-    "generation_throughput",
-];
+/// The Prometheus checks whose server figure mixes in other clients'
+/// requests: counts (with the background estimated from the idle window) and
+/// the histogram means.
+pub const PROMETHEUS_ESTIMATES: [&str; 5] =
+    ["request_count", "prompt_tokens", "generation_tokens", "ttft_mean_ms", "e2e_latency_mean_ms"];
+/// The log checks that count every client: access lines carry no request id,
+/// and the stats lines are server-wide. (The log's `request_count` is by id.)
+pub const LOG_ESTIMATES: [&str; 2] = ["http_200_count", "generation_throughput"];
 
 /// Why the server's aggregate figures include other clients, when they do.
-fn other_clients_seen(background_rate: Option<f64>, traces: Option<&TracesValidation>) -> Option<String> {
+fn other_clients_seen(
+    background_rate: Option<f64>,
+    traces: Option<&TracesValidation>,
+    log_lines: u64,
+) -> Option<String> {
     let spans = traces.map_or(0, |t| t.other_clients_spans);
     let rate = background_rate.unwrap_or(0.0);
-    match (spans > 0, rate > 0.0) {
-        (false, false) => None,
-        (true, _) => Some(format!("{spans} llm_request span(s) of other clients arrived during the burst")),
-        (false, true) => Some(format!("other clients sent {rate:.2} req/s in the idle window")),
+    if spans > 0 {
+        Some(format!("{spans} llm_request span(s) of other clients arrived during the burst"))
+    } else if log_lines > 0 {
+        Some(format!("the server log received {log_lines} request(s) of other clients during the burst"))
+    } else if rate > 0.0 {
+        Some(format!("other clients sent {rate:.2} req/s in the idle window"))
+    } else {
+        None
     }
 }
 
@@ -91,16 +96,16 @@ fn other_clients_seen(background_rate: Option<f64>, traces: Option<&TracesValida
 /// own noise is not drift: such a check does not WARN, it SKIPs with the
 /// reason (a PASS stays, a cross-check that agrees). Only the per-request
 /// section, which other clients cannot touch, can raise that WARN.
-fn quiet_estimates(section: &mut Section, why: &str, exact_elsewhere: bool) {
+fn quiet_estimates(section: &mut Section, why: &str, exact_elsewhere: bool, estimates: &[&str]) {
     for c in section.comparisons.iter_mut().filter(|c| c.status == Status::Warn) {
-        if !ESTIMATED_CHECKS.contains(&c.check.as_str()) {
+        if !estimates.contains(&c.check.as_str()) {
             continue;
         }
         c.status = Status::Skip;
         let then = if exact_elsewhere {
             "the traces section counts ours exactly"
         } else {
-            "run with --otlp-receiver for exact per-request checks"
+            "run with --otlp-receiver (or vLLM's --enable-log-requests) for exact per-request checks"
         };
         let was = c.diff_pct.map(|d| format!(" (was {d:+.1}%)")).unwrap_or_default();
         c.reason = Some(format!("no verdict{was}: {why}, and the server's figure includes theirs; {then}"));
@@ -125,9 +130,9 @@ mod tests {
 
     #[test]
     fn other_clients_turn_an_estimates_warn_into_a_skip_with_the_reason() {
-        let why = other_clients_seen(Some(1.5), None).unwrap();
+        let why = other_clients_seen(Some(1.5), None, 0).unwrap();
         let mut s = drifting();
-        quiet_estimates(&mut s, &why, false);
+        quiet_estimates(&mut s, &why, false, &PROMETHEUS_ESTIMATES);
         let c = &s.comparisons[0];
         assert_eq!(c.status, Status::Skip);
         let r = c.reason.as_deref().unwrap();
@@ -138,11 +143,12 @@ mod tests {
 
     #[test]
     fn a_quiet_server_keeps_every_warn() {
-        assert_eq!(other_clients_seen(Some(0.0), None), None);
-        assert_eq!(other_clients_seen(None, Some(&TracesValidation::skipped("x"))), None);
+        assert_eq!(other_clients_seen(Some(0.0), None, 0), None);
+        assert_eq!(other_clients_seen(None, Some(&TracesValidation::skipped("x")), 0), None);
         let mut t = TracesValidation::skipped("x");
         t.other_clients_spans = 3;
-        assert!(other_clients_seen(Some(0.0), Some(&t)).unwrap().contains("3 llm_request span(s)"));
+        assert!(other_clients_seen(Some(0.0), Some(&t), 0).unwrap().contains("3 llm_request span(s)"));
+        assert!(other_clients_seen(None, None, 4).unwrap().contains("4 request(s) of other clients"));
     }
 
     #[test]
@@ -150,7 +156,7 @@ mod tests {
         let mut errors = Comparison { status: Status::Warn, ..compare("server_errors", None, &Ok(2.0), 0.0, 0.0) };
         errors.status = Status::Warn;
         let mut s = Section::from_comparisons(vec![errors], None);
-        quiet_estimates(&mut s, "busy", true);
+        quiet_estimates(&mut s, "busy", true, &LOG_ESTIMATES);
         assert_eq!(s.status, Status::Warn);
     }
 }

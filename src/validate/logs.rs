@@ -1,7 +1,7 @@
 //! The Docker-log checks (PRD FR-6): client requests vs HTTP 200 access
 //! lines, client throughput vs the engine-stats lines, ERROR events. Pure.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -25,6 +25,10 @@ pub struct ClientLogFigures {
     pub endpoint: String,
     /// Responses that started with HTTP 200 (a stream that failed later still started with 200).
     pub http_200: u64,
+    /// Their request indices (the burst's X-Request-Id suffixes).
+    pub http_200_indices: BTreeSet<u64>,
+    /// The warm-up requests' indices.
+    pub warmup_indices: BTreeSet<u64>,
     pub output_tokens_per_s: f64,
     pub load_start: Option<Timestamp>,
     pub load_end: Option<Timestamp>,
@@ -56,7 +60,30 @@ pub struct DockerLogsValidation {
     pub first_errors: Vec<String>,
     pub first_warnings: Vec<String>,
     pub lines: u64,
+    /// vLLM's `Received request` lines, when the server logs them (`--enable-log-requests`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received: Option<ReceivedLines>,
 }
+
+/// Our requests counted by id in vLLM's `Received request <id>` lines.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceivedLines {
+    /// Every such line of the window.
+    pub lines: u64,
+    /// Our measured requests named by them, each once.
+    pub ours: u64,
+    /// Lines of other clients' requests.
+    pub other_clients: u64,
+    /// Our HTTP 200 requests with no line: how many, and the first indices.
+    pub client_without_line: u64,
+    pub client_without_line_first: Vec<u64>,
+    /// Our requests with a line that the client did not see answered with 200 (first indices).
+    pub line_without_client_200: u64,
+    pub line_without_client_200_first: Vec<u64>,
+}
+
+/// Request indices listed in a reason or a sample.
+const MAX_LISTED: usize = 10;
 
 impl DockerLogsValidation {
     pub fn skipped(reason: impl Into<String>, container: Option<ContainerInfo>) -> DockerLogsValidation {
@@ -71,8 +98,54 @@ impl DockerLogsValidation {
             first_errors: Vec::new(),
             first_warnings: Vec::new(),
             lines: 0,
+            received: None,
         }
     }
+}
+
+/// The exact count of our requests by id, when the log names them.
+fn received_request_count(client: &ClientLogFigures, findings: &LogFindings) -> (Comparison, Option<ReceivedLines>) {
+    let r = &findings.received;
+    if r.lines == 0 {
+        let mut c = compare("request_count", Some(client.http_200 as f64), &Err(String::new()), 0.0, 0.0);
+        c.reason = Some(
+            "no `Received request` lines in the window: start vLLM with --enable-log-requests to count our requests by id"
+                .into(),
+        );
+        return (c, None);
+    }
+    // Warm-up indices are not the burst's measured requests: out of both sides.
+    let ours: BTreeSet<u64> = r.ours.iter().copied().filter(|i| !client.warmup_indices.contains(i)).collect();
+    let missing: Vec<u64> = client.http_200_indices.difference(&ours).copied().collect();
+    let extra: Vec<u64> = ours.difference(&client.http_200_indices).copied().collect();
+    let mut c = compare("request_count", Some(client.http_200 as f64), &Ok(ours.len() as f64), 0.0, 0.0);
+    if r.ours_over_limit > 0 {
+        c.status = Status::Skip;
+        c.reason = Some(format!("{} ids of ours beyond the analyzer's bound were not kept", r.ours_over_limit));
+    } else if !missing.is_empty() || !extra.is_empty() {
+        c.status = Status::Warn;
+        let list = |v: &[u64]| v.iter().take(MAX_LISTED).map(u64::to_string).collect::<Vec<_>>().join(", ");
+        c.reason = Some(format!(
+            "{} request(s) answered 200 with no `Received request` line (first: {}); {} with a line the client did not see answered 200 (first: {})",
+            missing.len(),
+            list(&missing),
+            extra.len(),
+            list(&extra)
+        ));
+    } else {
+        c.reason = Some("every request of ours by id; other clients' lines left out".into());
+    }
+    let first = |v: &[u64]| v.iter().take(MAX_LISTED).copied().collect();
+    let lines = ReceivedLines {
+        lines: r.lines,
+        ours: ours.len() as u64,
+        other_clients: r.others(),
+        client_without_line: missing.len() as u64,
+        client_without_line_first: first(&missing),
+        line_without_client_200: extra.len() as u64,
+        line_without_client_200_first: first(&extra),
+    };
+    (c, Some(lines))
 }
 
 /// The log checks of one burst window. `restart` is set when the container
@@ -87,7 +160,8 @@ pub fn docker_logs_validation(
     if let Some(why) = restart {
         return DockerLogsValidation::skipped(why, Some(container));
     }
-    let mut comparisons = Vec::new();
+    let (by_id, received) = received_request_count(client, findings);
+    let mut comparisons = vec![by_id];
 
     let served_200 = findings.access.by_endpoint.get(&client.endpoint).and_then(|s| s.get("200")).copied();
     let mut c = compare(
@@ -104,6 +178,9 @@ pub fn docker_logs_validation(
             "no HTTP access lines in the window (--disable-uvicorn-access-log, or --uvicorn-log-level above info)"
                 .into(),
         );
+    } else if c.reason.is_none() {
+        // Access lines carry no request id: every client's 200s are in this count.
+        c.reason = Some("access lines of every client (they carry no request id)".into());
     }
     comparisons.push(c);
 
@@ -153,6 +230,7 @@ pub fn docker_logs_validation(
         first_errors: findings.first_errors.clone(),
         first_warnings: findings.first_warnings.clone(),
         lines: findings.lines,
+        received,
     }
 }
 
@@ -167,6 +245,8 @@ pub fn client_log_figures(
         endpoint: format!("POST {}", endpoint.path()),
         // Warm-up requests end before the log window opens.
         http_200: records.iter().filter(|r| !r.warmup && r.http_status == Some(200)).count() as u64,
+        http_200_indices: records.iter().filter(|r| !r.warmup && r.http_status == Some(200)).map(|r| r.index).collect(),
+        warmup_indices: records.iter().filter(|r| r.warmup).map(|r| r.index).collect(),
         output_tokens_per_s: stats.output_throughput,
         load_start: Some(load.0),
         load_end: Some(load.1),
@@ -183,7 +263,7 @@ mod tests {
     }
 
     fn findings(lines: &[&str]) -> LogFindings {
-        let mut a = LogAnalyzer::new();
+        let mut a = LogAnalyzer::new().with_request_id_prefix("run1-");
         for l in lines {
             a.feed(&LogLine::from_raw(l));
         }
@@ -194,6 +274,8 @@ mod tests {
         ClientLogFigures {
             endpoint: "POST /v1/chat/completions".into(),
             http_200: n,
+            http_200_indices: (0..n).collect(),
+            warmup_indices: BTreeSet::new(),
             output_tokens_per_s: tps,
             load_start: Some(ts("2026-11-23T07:00:05Z")),
             load_end: Some(ts("2026-11-23T07:00:35Z")),
@@ -284,5 +366,72 @@ mod tests {
             &Tolerances::default(),
         );
         assert_eq!(by_check(&v, "http_200_count").status, Status::Skip);
+    }
+
+    fn received(id: &str) -> String {
+        format!(
+            "2026-11-23T07:00:06Z (APIServer pid=7) INFO 11-23 07:00:06 [request_logger.py:65] Received request {id}: params: SamplingParams(n=1, temperature=1.0), lora_request: None."
+        )
+    }
+
+    #[test]
+    fn our_requests_are_counted_by_id_and_other_clients_lines_are_left_out() {
+        let mut lines = vec![received("chatcmpl-run1-0"), received("chatcmpl-run1-1"), received("cmpl-run1-2-0")];
+        // Other clients, a repeat of ours, and a warm-up request of ours.
+        lines.extend([received("chatcmpl-9f8e7d6c"), received("chatcmpl-run2-1"), received("chatcmpl-run1-1")]);
+        lines.push(received("chatcmpl-run1-7"));
+        lines.extend((0..5).map(|_| ACCESS.to_owned()));
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let mut c = client(3, 1.0);
+        c.warmup_indices = BTreeSet::from([7]);
+        let v = docker_logs_validation(&c, &findings(&refs), ContainerInfo::default(), None, &Tolerances::default());
+        let by_id = by_check(&v, "request_count");
+        assert_eq!((by_id.status, by_id.client, by_id.server), (Status::Pass, Some(3.0), Some(3.0)), "{by_id:?}");
+        let r = v.received.as_ref().unwrap();
+        assert_eq!((r.lines, r.ours, r.other_clients), (7, 3, 2));
+        // The access lines count every client: 5 against our 3, and they say so.
+        let access = by_check(&v, "http_200_count");
+        assert_eq!(access.status, Status::Warn);
+        assert!(access.reason.as_deref().unwrap().contains("every client"), "{access:?}");
+    }
+
+    #[test]
+    fn a_request_answered_200_without_its_received_line_warns_by_index() {
+        let lines = [received("chatcmpl-run1-0"), received("chatcmpl-run1-2"), ACCESS.to_owned()];
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let v = docker_logs_validation(
+            &client(3, 1.0),
+            &findings(&refs),
+            ContainerInfo::default(),
+            None,
+            &Tolerances::default(),
+        );
+        let by_id = by_check(&v, "request_count");
+        assert_eq!(by_id.status, Status::Warn);
+        assert!(
+            by_id
+                .reason
+                .as_deref()
+                .unwrap()
+                .starts_with("1 request(s) answered 200 with no `Received request` line (first: 1)"),
+            "{by_id:?}"
+        );
+        assert_eq!(v.received.as_ref().unwrap().client_without_line_first, vec![1]);
+    }
+
+    #[test]
+    fn without_received_lines_the_id_count_skips_and_says_how_to_get_it() {
+        let v = docker_logs_validation(
+            &client(1, 1.0),
+            &findings(&[ACCESS]),
+            ContainerInfo::default(),
+            None,
+            &Tolerances::default(),
+        );
+        let by_id = by_check(&v, "request_count");
+        assert_eq!(by_id.status, Status::Skip);
+        assert!(by_id.reason.as_deref().unwrap().contains("--enable-log-requests"));
+        assert_eq!(v.received, None);
+        assert_eq!(by_check(&v, "http_200_count").status, Status::Pass);
     }
 }

@@ -89,6 +89,12 @@ pub fn render_table(v: &Validation) -> String {
             _ => "Docker Log Validation".to_owned(),
         };
         section(&mut out, &title, &d.section);
+        if let Some(r) = &d.received {
+            out.push_str(&format!(
+                "  `Received request` lines: {} (ours {}, other clients {})\n",
+                r.lines, r.ours, r.other_clients
+            ));
+        }
     }
     if let Some(t) = &v.traces {
         out.push_str(&"─".repeat(WIDTH));
