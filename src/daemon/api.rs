@@ -88,7 +88,7 @@ async fn trigger_run(
             r
         }
         Err(e @ StartError::UnknownTarget(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
-        Err(e @ StartError::Busy(_)) => error(StatusCode::CONFLICT, e.to_string()),
+        Err(e @ (StartError::Busy(_) | StartError::OtherTargetBusy(_))) => error(StatusCode::CONFLICT, e.to_string()),
         Err(e @ StartError::BadBody(_)) => error(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e @ StartError::Prepare(_)) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
         Err(e @ StartError::ShuttingDown) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),

@@ -45,6 +45,10 @@ pub enum StartError {
     UnknownTarget(String),
     #[error("{0}")]
     Busy(String),
+    /// Another target's burst holds the daemon (`allow_parallel_targets = false`): a
+    /// scheduled run waits for it rather than skipping, so serialized targets take turns.
+    #[error("target {0:?} is running a burst and allow_parallel_targets is false")]
+    OtherTargetBusy(String),
     #[error("{0}")]
     BadBody(String),
     #[error("the burst could not be prepared: {0}")]
@@ -77,6 +81,8 @@ pub struct Daemon {
     token: Option<String>,
     /// Targets with a burst in flight.
     running: Mutex<BTreeSet<String>>,
+    /// Signalled whenever a burst ends and frees its target.
+    pub freed: tokio::sync::Notify,
     pub shutdown: CancellationToken,
     tasks: TaskTracker,
     pub started: Instant,
@@ -94,6 +100,7 @@ impl Drop for RunningGuard {
     fn drop(&mut self) {
         self.daemon.exporter.set_running(&self.target, false);
         lock(&self.daemon.running).remove(&self.target);
+        self.daemon.freed.notify_waiters();
     }
 }
 
@@ -136,6 +143,7 @@ impl Daemon {
             history: loaded.history,
             token,
             running: Mutex::new(BTreeSet::new()),
+            freed: tokio::sync::Notify::new(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             started: Instant::now(),
@@ -172,9 +180,7 @@ impl Daemon {
         if !self.config.allow_parallel_targets
             && let Some(other) = running.iter().next()
         {
-            return Err(StartError::Busy(format!(
-                "target {other:?} is running a burst and allow_parallel_targets is false"
-            )));
+            return Err(StartError::OtherTargetBusy(other.clone()));
         }
         // Reserve the slot, then prepare outside the lock: reading a dataset or a tokenizer
         // must not hold up other triggers. The guard frees the slot however this ends.

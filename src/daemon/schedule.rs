@@ -4,8 +4,10 @@
 //! Ticks are `interval` apart from the daemon's start, the first at start-up
 //! (so `/metrics` has a run to show within seconds, as blackbox_exporter probes
 //! at once). Each tick is delayed by a random `[0, jitter]`. A tick that finds
-//! the target busy is skipped and counted; ticks missed while a long burst ran
-//! are skipped, not queued, so a slow target never gets a backlog of bursts.
+//! the target's own burst still running is skipped and counted; one that finds
+//! another target's burst holding the daemon waits for it, until the next tick.
+//! Ticks missed while a long burst ran are skipped, not queued, so a slow target
+//! never gets a backlog of bursts.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,16 +44,47 @@ pub async fn run(daemon: Arc<Daemon>, target: String, schedule: Schedule) {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep_until(tick + jitter) => {}
         }
-        match daemon.start_run(&target, None, Trigger::Schedule) {
-            Ok(run_id) => tracing::info!(target_name = %target, run_id, "scheduled run started"),
-            Err(StartError::Busy(why)) => {
-                daemon.exporter.record_skipped_tick(&target);
-                tracing::info!(target_name = %target, "scheduled run skipped: {why}");
-            }
-            Err(StartError::ShuttingDown) => return,
-            Err(e) => tracing::warn!(target_name = %target, "scheduled run could not start: {e}"),
+        let next = next_tick(tick, schedule.interval, Instant::now());
+        if !fire(&daemon, &target, next).await {
+            return;
         }
         tick = next_tick(tick, schedule.interval, Instant::now());
+    }
+}
+
+/// Start one scheduled burst. While another target's burst holds the daemon, wait for it
+/// to end (until the next tick at the latest) instead of skipping: with two targets on the
+/// same interval, skipping would let whichever ticks first starve the other for good.
+/// Returns false when the daemon is shutting down.
+async fn fire(daemon: &Arc<Daemon>, target: &str, give_up_at: Instant) -> bool {
+    loop {
+        // Registered before trying, so a burst that ends in between still wakes us.
+        let freed = daemon.freed.notified();
+        tokio::pin!(freed);
+        freed.as_mut().enable();
+        match daemon.start_run(target, None, Trigger::Schedule) {
+            Ok(run_id) => tracing::info!(target_name = %target, run_id, "scheduled run started"),
+            Err(StartError::OtherTargetBusy(other)) => {
+                tokio::select! {
+                    _ = daemon.shutdown.cancelled() => return false,
+                    _ = &mut freed => continue,
+                    _ = tokio::time::sleep_until(give_up_at) => {
+                        daemon.exporter.record_skipped_tick(target);
+                        tracing::info!(
+                            target_name = %target,
+                            "scheduled run skipped: target {other:?} ran a burst until the next tick"
+                        );
+                    }
+                }
+            }
+            Err(StartError::Busy(why)) => {
+                daemon.exporter.record_skipped_tick(target);
+                tracing::info!(target_name = %target, "scheduled run skipped: {why}");
+            }
+            Err(StartError::ShuttingDown) => return false,
+            Err(e) => tracing::warn!(target_name = %target, "scheduled run could not start: {e}"),
+        }
+        return true;
     }
 }
 

@@ -75,8 +75,9 @@ pub const RUN_FAILURES: MetricDef = MetricDef {
     kind: Kind::Counter,
     labels: &["target", "reason"],
 };
-/// Scheduled ticks skipped because the target (or, without `allow_parallel_targets`, another
-/// target) was still running a burst: a schedule tighter than the bursts shows here.
+/// Scheduled ticks skipped because the target was still running a burst (or, without
+/// `allow_parallel_targets`, another target's burst lasted until the next tick): a schedule
+/// tighter than the bursts shows here.
 pub const SCHEDULED_RUNS_SKIPPED: MetricDef = MetricDef {
     name: "llm_loadtest_scheduled_runs_skipped_total",
     help: "Scheduled runs skipped because a burst was still running",
