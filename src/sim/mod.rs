@@ -130,6 +130,11 @@ pub async fn start(config: SimConfig, bind: SocketAddr) -> io::Result<SimHandle>
 
     let app = api::router(shared.clone());
     let stop = shared.shutdown.clone();
+    // uvicorn's asyncio transports set TCP_NODELAY; without it a token written while the
+    // role chunk is unacknowledged waits for the client's delayed ACK (~40 ms on Linux).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = tokio::spawn(async move {
         axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(stop.cancelled_owned())
