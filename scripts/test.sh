@@ -48,6 +48,9 @@ export LLM_LOADTEST_REAL_VLLM_MODEL=tiny
 export LLM_LOADTEST_REAL_VLLM_CONTAINER="$vllm_name"
 export LLM_LOADTEST_REAL_VLLM_OTLP="$otlp"
 export LLM_LOADTEST_REAL_VLLM_OTLP_PROTOCOL=grpc
+# A receiver that is not ours checks the tool's own spans (tests/own_traces.rs):
+# the OpenTelemetry project's Python opentelemetry-proto + grpcio, from vLLM's venv.
+export LLM_LOADTEST_OTLP_PYTHON="${REAL_VLLM_HOME:-/var/tmp/real-vllm}/venv/bin/python"
 # A fresh vLLM's first requests are slow outside its engine (lazy set-up in
 # the HTTP frontend): warm it so the tests measure a server in steady state.
 warm() {

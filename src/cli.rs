@@ -19,6 +19,12 @@ pub struct Cli {
     /// Log format on stderr [default: text, or the config's `log_format` for `serve`].
     #[arg(long, value_enum, global = true)]
     pub log_format: Option<LogFormat>,
+    /// Export this tool's own spans (each run, its phases, its requests) over OTLP to this
+    /// endpoint [default: `[otlp] endpoint` for `serve`, or OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT].
+    /// gRPC, unless OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL=http/protobuf (then the full URL,
+    /// ending in /v1/traces).
+    #[arg(long, global = true, value_name = "URL")]
+    pub otlp_endpoint: Option<url::Url>,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -30,14 +30,6 @@ fn main() -> ExitCode {
         },
         _ => None,
     };
-    match &serve_config {
-        Some((config, _)) => telemetry::init(cli.log_format.unwrap_or(config.log_format), "info"),
-        None => telemetry::init(cli.log_format.unwrap_or_default(), "warn"),
-    }
-    // Every stream holds a socket: lift the soft open-files limit to the hard one.
-    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
-        tracing::warn!("could not raise the open-files limit: {e}");
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -45,30 +37,58 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(async move {
-        match cli.command {
-            Command::Run(args) => run::command(*args, cancel_on_signal()).await,
-            Command::Sim(args) => match sim::run_standalone(args).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(1)
-                }
-            },
-            Command::Doctor(args) => doctor::run_command(args).await,
-            Command::Validate(args) => offline::validate_command(&args),
-            Command::Inspect(what) => offline::inspect_command(&what),
-            Command::CheckConfig(args) => daemon::check_config_command(&args.file),
-            Command::Healthcheck(args) => daemon::healthcheck_command(&args.url, args.timeout).await,
-            Command::Serve(args) => match serve_config {
-                Some((config, demo)) => {
-                    let overrides = daemon::ServeOverrides { listen: args.listen, data_dir: args.data_dir };
-                    daemon::serve_command(config, overrides, demo, cancel_on_signal()).await
-                }
-                None => ExitCode::from(1),
-            },
+    // Inside the runtime: the OTLP/gRPC exporter builds its channel on it.
+    let endpoint =
+        cli.otlp_endpoint.clone().or_else(|| serve_config.as_ref().and_then(|(c, _)| c.otlp_endpoint.clone()));
+    let endpoint = endpoint.as_ref().map(url::Url::as_str);
+    let telemetry = runtime.block_on(async {
+        match &serve_config {
+            Some((config, _)) => telemetry::init(cli.log_format.unwrap_or(config.log_format), "info", endpoint),
+            None => telemetry::init(cli.log_format.unwrap_or_default(), "warn", endpoint),
         }
+    });
+    let telemetry = match telemetry {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    // Every stream holds a socket: lift the soft open-files limit to the hard one.
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!("could not raise the open-files limit: {e}");
+    }
+    runtime.block_on(async move {
+        let code = run_command(cli.command, serve_config).await;
+        telemetry.shutdown().await;
+        code
     })
+}
+
+async fn run_command(command: Command, serve_config: Option<(llm_loadtest::config::Config, bool)>) -> ExitCode {
+    match command {
+        Command::Run(args) => run::command(*args, cancel_on_signal()).await,
+        Command::Sim(args) => match sim::run_standalone(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Doctor(args) => doctor::run_command(args).await,
+        Command::Validate(args) => offline::validate_command(&args),
+        Command::Inspect(what) => offline::inspect_command(&what),
+        Command::CheckConfig(args) => daemon::check_config_command(&args.file),
+        Command::Healthcheck(args) => daemon::healthcheck_command(&args.url, args.timeout).await,
+        Command::Serve(args) => match serve_config {
+            Some((config, demo)) => {
+                let overrides =
+                    daemon::ServeOverrides { listen: args.listen, data_dir: args.data_dir, otlp_listener: None };
+                daemon::serve_command(config, overrides, demo, cancel_on_signal()).await
+            }
+            None => ExitCode::from(1),
+        },
+    }
 }
 
 /// Cancel on the first Ctrl-C / SIGTERM so a partial result is still written.

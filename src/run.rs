@@ -50,9 +50,26 @@ pub fn prepare(
 
 /// `llm-loadtest run`: 0 ran, 1 could not run, 3 WARN under `--fail-on-mismatch`.
 pub async fn command(args: RunArgs, cancel: CancellationToken) -> ExitCode {
+    // The receiver lives as long as the run; vLLM exports to it. The demo always has one
+    // (on a free loopback port unless given), so its simulator's spans show the traces section.
+    let receiver_addr = match (&args.otlp_receiver, args.demo) {
+        (Some(addr), _) => Some(addr.to_string()),
+        (None, true) => Some("127.0.0.1:0".to_owned()),
+        (None, false) => None,
+    };
+    let receiver = match receiver_addr {
+        Some(addr) => match Receiver::start(&addr, Hub::new()).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        None => None,
+    };
     // The demo's simulator lives as long as the run.
     let (demo, target, model) = if args.demo {
-        match crate::sim::start_demo().await {
+        match crate::sim::start_demo(receiver.as_ref().map(|r| r.addr)).await {
             Ok((h, url, model)) => (Some(h), Some(url), model),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -65,17 +82,6 @@ pub async fn command(args: RunArgs, cancel: CancellationToken) -> ExitCode {
     let Some(target) = target else {
         eprintln!("error: --target is required (or use --demo)");
         return ExitCode::from(1);
-    };
-    // The receiver lives as long as the run; vLLM exports to it.
-    let receiver = match &args.otlp_receiver {
-        Some(addr) => match Receiver::start(&addr.to_string(), Hub::new()).await {
-            Ok(r) => Some(r),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(1);
-            }
-        },
-        None => None,
     };
     let run_id = artifacts::new_run_id();
     let plan = match prepare(&args, &target, &model, &run_id, receiver.as_ref().map(|r| Arc::clone(&r.hub))) {

@@ -118,13 +118,19 @@ fn validate_dir_recomputes_the_saved_verdicts() {
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["prometheus"]["comparisons"], saved["validation"]["prometheus"]["comparisons"]);
+    // The demo's simulator exports its spans to the run's receiver: the traces section too.
+    assert_eq!(saved["validation"]["traces"]["status"], "PASS", "{:#}", saved["validation"]);
+    assert_eq!(v["traces"], saved["validation"]["traces"]);
 
-    // A missing snapshot: SKIP with the reason, not a crash.
+    // A missing snapshot: that section SKIPs with the reason, not a crash; the verdict rests
+    // on the per-request section, which is still there.
     std::fs::remove_file(art.join("metrics_after.txt")).unwrap();
     let o = bin(&["validate", art.to_str().unwrap(), "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["overall"], "SKIP");
+    assert_eq!(v["prometheus"]["status"], "SKIP");
     assert!(v["prometheus"]["reason"].as_str().unwrap().contains("metrics_after.txt"));
+    assert_eq!(v["overall"], "PASS");
+    assert_eq!(v["basis"], "traces");
 
     // Not an artifact directory at all: exit 1 with a message.
     let o = bin(&["validate", dir.path().join("nope").to_str().unwrap()]);

@@ -8,8 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, Span};
 
 use super::lag;
+use super::trace::{self, RequestSampling};
 use super::worker::{self, RequestTarget};
 use crate::openai::{Endpoint, RequestOptions, build_body};
 use crate::record::{Outcome, ReceiveLag, RequestRecord};
@@ -49,17 +51,24 @@ struct Shared {
     cancel: CancellationToken,
     observer: Option<RecordObserver>,
     records: mpsc::UnboundedSender<RequestRecord>,
+    /// Which requests get a span of their own (when spans are exported).
+    sampling: RequestSampling,
 }
 
 impl Shared {
-    /// Build, send and measure request `index`, scheduled at `scheduled_s`.
-    async fn one(&self, index: u64, warmup: bool, start: Instant, scheduled_s: f64) {
+    /// Build, send and measure request `index`, scheduled at `scheduled_s`; its span (if
+    /// sampled) is a child of `phase`.
+    async fn one(&self, index: u64, warmup: bool, start: Instant, scheduled_s: f64, phase: &Span) {
         let prompt = self.prompts.get(index);
         let body = build_body(self.spec.endpoint, &prompt.text, &self.spec.request);
         let body = bytes::Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
         let record = RequestRecord::new(index, warmup, scheduled_s, scheduled_s, prompt.input_tokens);
+        let target = &self.spec.target;
+        let span = trace::request_span(phase, &self.sampling, index, &target.request_id(index), &target.url, warmup);
+        let traceparent = span.as_ref().and_then(crate::telemetry::traceparent);
+        let send = worker::execute(target, body, start, record.clone(), traceparent);
         let record = tokio::select! {
-            r = worker::execute(&self.spec.target, body, start, record.clone()) => r,
+            r = trace::maybe_in(span.as_ref(), send) => r,
             _ = self.cancel.cancelled() => {
                 let mut r = record;
                 r.outcome = Outcome::Cancelled;
@@ -67,6 +76,9 @@ impl Shared {
                 r
             }
         };
+        if let Some(s) = &span {
+            trace::record_outcome(s, &record);
+        }
         if let Some(obs) = &self.observer {
             obs(&record);
         }
@@ -90,11 +102,15 @@ pub async fn run_load(
 ) -> LoadOutput {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let warmup = spec.warmup;
-    let shared = Arc::new(Shared { spec, prompts, cancel: cancel.clone(), observer, records: tx });
+    let expected = RequestSampling::expected(&spec.plan, spec.stop).map(|n| n.saturating_add(warmup));
+    let sampling = RequestSampling::new(expected);
+    let shared = Arc::new(Shared { spec, prompts, cancel: cancel.clone(), observer, records: tx, sampling });
 
     if warmup > 0 {
         let c = u64::from(shared.spec.plan.max_in_flight().unwrap_or(1)).clamp(1, warmup);
-        closed_loop(&shared, c, StopCondition::Requests(warmup), true, 0, Instant::now()).await;
+        let span = trace::phase_span("warmup");
+        let warm = closed_loop(&shared, c, StopCondition::Requests(warmup), true, 0, Instant::now(), &span);
+        warm.instrument(span.clone()).await;
     }
     if let Some(g) = gate {
         let _ = g.warmed.send(());
@@ -106,14 +122,18 @@ pub async fn run_load(
     let started_unix = jiff::Timestamp::now();
     let start = Instant::now();
     let first_index = warmup;
+    let span = trace::phase_span("load");
     match shared.spec.plan.clone() {
         ArrivalPlan::Concurrency { concurrency } => {
-            closed_loop(&shared, u64::from(concurrency), shared.spec.stop, false, first_index, start).await;
+            let slots = u64::from(concurrency);
+            let load = closed_loop(&shared, slots, shared.spec.stop, false, first_index, start, &span);
+            load.instrument(span.clone()).await;
         }
         ArrivalPlan::Rate { max_concurrency, .. } => {
-            open_loop(&shared, max_concurrency, first_index, start).await;
+            open_loop(&shared, max_concurrency, first_index, start, &span).instrument(span.clone()).await;
         }
     }
+    drop(span);
     let duration_s = start.elapsed().as_secs_f64();
     let ended_unix = jiff::Timestamp::now();
     let receive_lag = probe.finish().await;
@@ -149,12 +169,14 @@ async fn closed_loop(
     warmup: bool,
     first_index: u64,
     start: Instant,
+    phase: &Span,
 ) {
     let issued = Arc::new(AtomicU64::new(0));
     let mut workers = Vec::new();
     for _ in 0..slots {
         let shared = shared.clone();
         let issued = issued.clone();
+        let phase = phase.clone();
         workers.push(tokio::spawn(async move {
             loop {
                 if shared.cancel.is_cancelled() {
@@ -165,7 +187,7 @@ async fn closed_loop(
                     break;
                 }
                 let scheduled_s = start.elapsed().as_secs_f64();
-                shared.one(first_index + n, warmup, start, scheduled_s).await;
+                shared.one(first_index + n, warmup, start, scheduled_s, &phase).await;
             }
         }));
     }
@@ -175,7 +197,7 @@ async fn closed_loop(
 }
 
 /// Requests started at absolute deadlines from the plan's offsets.
-async fn open_loop(shared: &Arc<Shared>, max_concurrency: Option<u32>, first_index: u64, start: Instant) {
+async fn open_loop(shared: &Arc<Shared>, max_concurrency: Option<u32>, first_index: u64, start: Instant, phase: &Span) {
     let Some(offsets) = shared.spec.plan.offsets() else {
         return;
     };
@@ -204,8 +226,9 @@ async fn open_loop(shared: &Arc<Shared>, max_concurrency: Option<u32>, first_ind
         };
         let shared = shared.clone();
         let scheduled_s = offset.as_secs_f64();
+        let phase = phase.clone();
         tasks.spawn(async move {
-            shared.one(first_index + n, false, start, scheduled_s).await;
+            shared.one(first_index + n, false, start, scheduled_s, &phase).await;
             drop(permit);
         });
         // Reap finished tasks so a long burst does not accumulate handles.

@@ -17,11 +17,12 @@ pub mod lag;
 mod load;
 mod observe;
 pub mod plan;
+pub mod trace;
 pub mod worker;
 
 use tokio::sync::oneshot;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub use load::{LoadOutput, LoadSpec, RecordObserver};
 pub use observe::{LogsSpec, ServerWatch, SpansWatch, TAIL_BEFORE};
@@ -38,7 +39,19 @@ use observe::{Before, LogObservation, ServerObservation};
 
 /// Run one burst and assemble its result. Never fails: what could not be
 /// observed is a SKIP with its reason, and a cancelled burst keeps what it measured.
+/// The whole burst is one span (`trace`), its phases and sampled requests inside it.
 pub async fn run(
+    plan: BurstPlan,
+    run_id: String,
+    cancel: CancellationToken,
+    observer: Option<RecordObserver>,
+) -> RunResult {
+    let server = plan.spec.target.url.host_str().unwrap_or_default().to_owned();
+    let span = trace::run_span(&run_id, &plan.model, &server);
+    run_in_span(plan, run_id, cancel, observer).instrument(span).await
+}
+
+async fn run_in_span(
     plan: BurstPlan,
     run_id: String,
     cancel: CancellationToken,
@@ -78,7 +91,7 @@ pub async fn run(
     // vLLM exports spans in batches (every 5 s): wait for them while /metrics settles.
     let spans = async {
         match &spans_watch {
-            Some(w) => Some(observe::observe_spans(w, &out.records, &cancel).await),
+            Some(w) => Some(trace::phase("spans", observe::observe_spans(w, &out.records, &cancel)).await.0),
             None => None,
         }
     };
@@ -86,10 +99,10 @@ pub async fn run(
         let server = observe::observe_after(watch.as_ref(), before, idle_start, sampler, &mut phases).await;
         let logs = match docker {
             Some(d) => {
-                let t = Instant::now();
-                let obs =
-                    observe::observe_logs(d, logs_from, state_before, tail_before, request_id_prefix(&run_id)).await;
-                phases.insert("logs", t.elapsed().as_secs_f64());
+                let prefix = request_id_prefix(&run_id);
+                let read = observe::observe_logs(d, logs_from, state_before, tail_before, prefix);
+                let (obs, s) = trace::phase("logs", read).await;
+                phases.insert("logs", s);
                 Some(obs)
             }
             None => None,
@@ -114,7 +127,8 @@ pub async fn run(
         endpoint: recorded.endpoint,
         load: (out.started_unix, out.ended_unix),
     };
-    let validation = validate::assess(&observation, &client_side, &tolerances);
+    let validation =
+        trace::phase_span("validate").in_scope(|| validate::assess(&observation, &client_side, &tolerances));
     drop(observation);
 
     let mut snapshots = server.as_ref().map(raw_snapshots).unwrap_or_default();

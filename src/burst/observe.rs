@@ -6,9 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::trace::phase;
 use crate::artifacts::SpansObservation;
 use crate::docker::{ContainerState, DockerClient, FoundContainer, TimedLine, WindowStats};
 use crate::logs::{LogAnalyzer, LogFindings, LogLine};
@@ -166,10 +166,13 @@ pub(super) async fn observe_before(
     cancel: &CancellationToken,
 ) -> Before {
     let mut phases = BTreeMap::new();
-    let (mut idle_start, mut before, mut sampler) = (None, None, None);
+    let (mut before, mut sampler) = (None, None);
+    let mut idle_start = None;
     if let Some(w) = watch {
-        let t = Instant::now();
-        if !w.idle_window.is_zero() {
+        let idle = async {
+            if w.idle_window.is_zero() {
+                return None;
+            }
             let first = w.metrics.scrape().await;
             // No point waiting out the window when the first scrape failed.
             if first.is_ok() {
@@ -178,12 +181,13 @@ pub(super) async fn observe_before(
                     _ = cancel.cancelled() => {}
                 }
             }
-            idle_start = Some(first);
-        }
-        phases.insert("idle_window", t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        let b = w.metrics.scrape().await;
-        phases.insert("metrics_before", t.elapsed().as_secs_f64());
+            Some(first)
+        };
+        let (first, s) = phase("idle_window", idle).await;
+        idle_start = first;
+        phases.insert("idle_window", s);
+        let (b, s) = phase("metrics_before", w.metrics.scrape()).await;
+        phases.insert("metrics_before", s);
         if b.is_ok() {
             let stop = CancellationToken::new();
             let h =
@@ -192,11 +196,13 @@ pub(super) async fn observe_before(
         }
         before = Some(b);
     }
-    let t = Instant::now();
-    let (logs_from, state_before, tail_before) = logs_start(docker).await;
-    if docker.is_some() {
-        phases.insert("logs_before", t.elapsed().as_secs_f64());
-    }
+    let (logs_from, state_before, tail_before) = if docker.is_some() {
+        let (start, s) = phase("logs_before", logs_start(docker)).await;
+        phases.insert("logs_before", s);
+        start
+    } else {
+        logs_start(docker).await
+    };
     Before { phases, idle_start, before, logs_from, state_before, tail_before, sampler }
 }
 
@@ -232,7 +238,6 @@ pub(super) async fn observe_after(
         }
         None => GaugePeaks::default(),
     };
-    let t = Instant::now();
     let background_per_s = match (&idle_start, &before) {
         (Some(Ok(a)), Ok(b)) => {
             let span = b.taken_at.duration_since(a.taken_at).as_secs_f64();
@@ -241,13 +246,16 @@ pub(super) async fn observe_after(
         }
         _ => 0.0,
     };
-    let (after, settle_polls) = if before.is_ok() {
-        w.metrics.settle(w.settle_max, w.settle_poll, background_per_s).await
-    } else {
-        // Without a baseline there is nothing to settle against.
-        (w.metrics.scrape().await, 1)
+    let settle = async {
+        if before.is_ok() {
+            w.metrics.settle(w.settle_max, w.settle_poll, background_per_s).await
+        } else {
+            // Without a baseline there is nothing to settle against.
+            (w.metrics.scrape().await, 1)
+        }
     };
-    phases.insert("settle", t.elapsed().as_secs_f64());
+    let ((after, settle_polls), s) = phase("settle", settle).await;
+    phases.insert("settle", s);
     if let Ok(a) = &after {
         peaks.observe(&a.exposition, &w.filter);
     }

@@ -20,25 +20,37 @@ pub struct RequestTarget {
     pub request_id_prefix: String,
 }
 
+impl RequestTarget {
+    /// The `X-Request-Id` of request `index`.
+    pub fn request_id(&self, index: u64) -> String {
+        format!("{}{index}", self.request_id_prefix)
+    }
+}
+
 /// Longest error body kept in a record.
 const ERROR_BODY_LIMIT: usize = 300;
 
 /// Send one request and measure it. `record` arrives with its index and
-/// schedule filled in; `start` is the burst's clock origin.
+/// schedule filled in; `start` is the burst's clock origin; `traceparent` is
+/// the W3C header of the request's own span, when it has one.
 pub async fn execute(
     target: &RequestTarget,
     body: bytes::Bytes,
     start: Instant,
     mut record: RequestRecord,
+    traceparent: Option<String>,
 ) -> RequestRecord {
     let mut req = target
         .client
         .post(target.url.clone())
         .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header("x-request-id", format!("{}{}", target.request_id_prefix, record.index))
+        .header("x-request-id", target.request_id(record.index))
         .body(body);
     if let Some(key) = &target.api_key {
         req = req.bearer_auth(key);
+    }
+    if let Some(tp) = traceparent {
+        req = req.header("traceparent", tp);
     }
     let sent = Instant::now();
     record.sent_s = sent.duration_since(start).as_secs_f64();

@@ -59,6 +59,10 @@ pub struct Config {
     /// `"0.0.0.0:4317"`) shared by every target; vLLM's spans are routed to the burst whose
     /// request ids they carry.
     pub otlp_receiver: Option<SocketAddr>,
+    /// `[otlp] endpoint` (default none): where the daemon exports its own spans (each run,
+    /// its phases and requests) over OTLP; `--otlp-endpoint` and the standard
+    /// `OTEL_EXPORTER_OTLP_*` variables also turn it on (see `telemetry`).
+    pub otlp_endpoint: Option<url::Url>,
     /// `allow_parallel_targets` (default false): whether bursts on different targets may overlap.
     /// Off, bursts run one at a time daemon-wide, so they never compete for the client's CPU or
     /// for a GPU two targets share. A target never runs two bursts at once either way.
@@ -79,6 +83,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: TriggerLimits::default(),
             otlp_receiver: None,
+            otlp_endpoint: None,
             allow_parallel_targets: false,
             log_format: LogFormat::Text,
             targets: Vec::new(),

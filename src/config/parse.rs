@@ -51,6 +51,7 @@ pub(super) fn config(root: Map<String, Value>, p: &mut Problems) -> Parsed {
     }
     if let Some(mut section) = s.section("otlp", p) {
         c.otlp_receiver = section.get("receiver", p, read::socket_addr);
+        c.otlp_endpoint = section.get("endpoint", p, read::url);
         section.finish(p);
     }
     let mut parsed = Parsed { config: Config::default(), default_workload: None, default_tolerances: None };

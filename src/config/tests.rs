@@ -925,5 +925,8 @@ fn one_otlp_receiver_for_every_target() {
     assert_eq!(c.otlp_receiver, Some("127.0.0.1:4317".parse().unwrap()));
     assert_eq!(ok(SIM).otlp_receiver, None);
     one(&format!("[otlp]\nreceiver = \"somewhere\"\n{SIM}"), "otlp.receiver", "");
-    one(&format!("[otlp]\nendpoint = \"x\"\n{SIM}"), "otlp.endpoint", "unknown");
+    one(&format!("[otlp]\nendpoint = \"x\"\n{SIM}"), "otlp.endpoint", "not a URL");
+    one(&format!("[otlp]\nexporter = \"x\"\n{SIM}"), "otlp.exporter", "unknown");
+    let c = ok(&format!("[otlp]\nendpoint = \"http://127.0.0.1:4317\"\n{SIM}"));
+    assert_eq!(c.otlp_endpoint.as_ref().map(url::Url::as_str), Some("http://127.0.0.1:4317/"));
 }

@@ -282,6 +282,9 @@ fn target_of(t: &TargetConfig, spans: Option<Arc<crate::traces::Hub>>) -> Target
 pub struct ServeOverrides {
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
+    /// The OTLP receiver's socket, bound already (the demo binds it before starting the
+    /// simulator that exports to it); `config.otlp_receiver` must name its address.
+    pub otlp_listener: Option<tokio::net::TcpListener>,
 }
 
 /// Run the daemon until `stop` is cancelled (the binary cancels it on SIGTERM/SIGINT).
@@ -308,8 +311,9 @@ pub async fn serve(
     let daemon = Daemon::new(config)?;
     tracing::info!(listen = %addr, targets = daemon.config.targets.len(), "serving");
     // The receiver lives as long as the daemon.
-    let _receiver = match (daemon.config.otlp_receiver, &daemon.spans) {
-        (Some(a), Some(hub)) => Some(crate::traces::Receiver::start(&a.to_string(), Arc::clone(hub)).await?),
+    let _receiver = match (daemon.config.otlp_receiver, &daemon.spans, overrides.otlp_listener) {
+        (Some(_), Some(hub), Some(l)) => Some(crate::traces::Receiver::start_on(l, Arc::clone(hub))?),
+        (Some(a), Some(hub), None) => Some(crate::traces::Receiver::start(&a.to_string(), Arc::clone(hub)).await?),
         _ => None,
     };
     on_listening(addr);
@@ -344,11 +348,29 @@ pub fn load_serve_config(file: Option<&std::path::Path>) -> Result<(Config, bool
 }
 
 /// `llm-loadtest serve`: the daemon until `stop` (SIGTERM/SIGINT); `demo` starts the simulator first.
-pub async fn serve_command(config: Config, overrides: ServeOverrides, demo: bool, stop: CancellationToken) -> ExitCode {
+pub async fn serve_command(
+    config: Config,
+    mut overrides: ServeOverrides,
+    demo: bool,
+    stop: CancellationToken,
+) -> ExitCode {
     let mut config = config;
     let mut sim = None;
     if demo {
-        match crate::sim::start_demo().await {
+        // The demo's own OTLP receiver, bound first so the simulator knows where to export.
+        if config.otlp_receiver.is_none() {
+            match tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.and_then(|l| Ok((l.local_addr()?, l))) {
+                Ok((addr, l)) => {
+                    config.otlp_receiver = Some(addr);
+                    overrides.otlp_listener = Some(l);
+                }
+                Err(e) => {
+                    eprintln!("error: cannot listen for the demo's OTLP traces: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+        match crate::sim::start_demo(config.otlp_receiver).await {
             Ok((h, url, model)) => {
                 for t in &mut config.targets {
                     t.url = url.clone();

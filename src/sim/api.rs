@@ -21,10 +21,11 @@ use rand::RngExt;
 use serde::Serialize;
 
 use super::config::Faults;
-use super::engine::{FaultDecision, Plan, RequestRun, Shared, plan_length, unix_now};
+use super::engine::{FaultDecision, Plan, RequestRun, Shared, SpanPlan, plan_length, unix_now};
 use super::logs::{self, Level};
 use super::metrics::{self, HttpObservation};
 use super::request::{ApiError, Endpoint, check_lengths, json_response, parse_request};
+use super::spans;
 use super::sse::{ChunkTemplate, DONE};
 
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -287,6 +288,15 @@ async fn serve_completion(
         Endpoint::Completions => format!("cmpl-{id_part}"),
     };
     let counted = !fault.drop_from_metrics;
+    // vLLM names a completion's span and log line after its one choice.
+    let engine_id = match endpoint {
+        Endpoint::Chat => id.clone(),
+        Endpoint::Completions => format!("{id}-0"),
+    };
+    if shared.config.log_requests {
+        let msg = logs::received_request_message(&engine_id, length.max_tokens, req.ignore_eos);
+        shared.log.vllm(Level::Info, logs::REQUEST_LOGGER_SITE, &msg);
+    }
 
     if fault.http_error {
         shared.log.vllm(Level::Error, logs::ENGINE_EXCEPTION_SITE, &logs::engine_exception_message(&id));
@@ -295,7 +305,15 @@ async fn serve_completion(
     }
 
     let plan = Plan { prompt_tokens: req.prompt_tokens, length, counted };
-    let run = RequestRun::new(shared.clone(), plan, rng, arrival);
+    let mut run = RequestRun::new(shared.clone(), plan, rng, arrival);
+    if shared.spans.is_some() && !fault.drop_span {
+        let arrival_unix = std::time::SystemTime::now() - arrival.elapsed();
+        run = run.with_span(SpanPlan {
+            request_id: engine_id,
+            parent: spans::parent_context(headers),
+            arrival: arrival_unix,
+        });
+    }
     let created = unix_now() as u64;
     if req.stream {
         let template = ChunkTemplate::new(endpoint, &id, created, model, &shared.system_fingerprint);

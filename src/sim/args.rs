@@ -60,6 +60,20 @@ pub struct SimArgs {
     /// Write a vLLM-shaped ERROR traceback this often (e.g. `30s`).
     #[arg(long, value_parser = parse_duration)]
     pub fault_error_log_every: Option<Duration>,
+    /// Fraction of finished requests whose `llm_request` span is never exported.
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_drop_spans_rate: f64,
+    /// Log `Received request <id>: params: ...` for every request, as vLLM does with this flag.
+    #[arg(long)]
+    pub enable_log_requests: bool,
+    /// Export one `llm_request` span per finished request over OTLP, as vLLM does with this
+    /// flag: gRPC (`http://HOST:4317`), or HTTP/protobuf (`http://HOST:4318/v1/traces`) with
+    /// OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf.
+    #[arg(long, value_name = "URL")]
+    pub otlp_traces_endpoint: Option<url::Url>,
+    /// How often spans are sent in a batch (OpenTelemetry's and so vLLM's default: 5s).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub otlp_batch_delay: Duration,
 }
 
 impl SimArgs {
@@ -80,9 +94,13 @@ impl SimArgs {
                 drop_from_metrics_rate: self.fault_drop_metrics_rate,
                 stream_cut_rate: self.fault_stream_cut_rate,
                 error_log_burst_every: self.fault_error_log_every,
+                drop_spans_rate: self.fault_drop_spans_rate,
             },
             record_timings: false,
             kv_cache_tokens: self.kv_cache_tokens,
+            log_requests: self.enable_log_requests,
+            otlp_traces_endpoint: self.otlp_traces_endpoint.as_ref().map(|u| u.as_str().to_owned()),
+            otlp_batch_delay: self.otlp_batch_delay,
         };
         config.validate()?;
         Ok(config)

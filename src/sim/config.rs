@@ -150,6 +150,9 @@ pub struct Faults {
     /// Write a vLLM-shaped ERROR traceback burst this often (`"30s"` in JSON).
     #[serde(with = "opt_humantime")]
     pub error_log_burst_every: Option<Duration>,
+    /// Fraction of finished requests whose `llm_request` span is never exported
+    /// (a collector that loses spans; the `traces` section then finds them unmatched).
+    pub drop_spans_rate: f64,
 }
 
 impl Default for Faults {
@@ -160,6 +163,7 @@ impl Default for Faults {
             drop_from_metrics_rate: 0.0,
             stream_cut_rate: 0.0,
             error_log_burst_every: None,
+            drop_spans_rate: 0.0,
         }
     }
 }
@@ -170,6 +174,7 @@ impl Faults {
             ("http_error_rate", self.http_error_rate),
             ("drop_from_metrics_rate", self.drop_from_metrics_rate),
             ("stream_cut_rate", self.stream_cut_rate),
+            ("drop_spans_rate", self.drop_spans_rate),
         ] {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(format!("{name} must be between 0 and 1, got {rate}"));
@@ -230,6 +235,12 @@ pub struct SimConfig {
     /// KV-cache size in tokens; `kv_cache_usage_perc` = tokens held by
     /// running requests / this.
     pub kv_cache_tokens: u64,
+    /// Log `Received request <id>: params: ...` for each request (vLLM's `--enable-log-requests`).
+    pub log_requests: bool,
+    /// Export an `llm_request` span per finished request here (vLLM's `--otlp-traces-endpoint`).
+    pub otlp_traces_endpoint: Option<String>,
+    /// How often the span batch is sent (the OpenTelemetry SDK's default, which vLLM keeps: 5 s).
+    pub otlp_batch_delay: Duration,
 }
 
 impl Default for SimConfig {
@@ -247,6 +258,9 @@ impl Default for SimConfig {
             faults: Faults::default(),
             record_timings: false,
             kv_cache_tokens: 65_536,
+            log_requests: false,
+            otlp_traces_endpoint: None,
+            otlp_batch_delay: Duration::from_secs(5),
         }
     }
 }
@@ -264,6 +278,9 @@ impl SimConfig {
         }
         if self.kv_cache_tokens == 0 {
             return Err("kv_cache_tokens must be at least 1".to_string());
+        }
+        if self.otlp_batch_delay.is_zero() {
+            return Err("otlp_batch_delay must be longer than zero".to_string());
         }
         self.faults.validate()
     }

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::config::{Faults, SimConfig};
 use super::logs::{LogWriter, StatsInterval};
 use super::metrics::{FinishReason, FinishedRequest, MetricsState};
+use super::spans::{FinishedSpan, SpanSink};
 
 /// Output "words": one word is one token. Plain lowercase ASCII so the SSE
 /// templates never need JSON escaping (checked by a test).
@@ -90,11 +91,15 @@ pub struct FaultDecision {
     pub drop_from_metrics: bool,
     /// Stream only: number of tokens delivered before the connection is cut.
     pub cut_after: Option<u32>,
+    /// The request's `llm_request` span is not exported.
+    pub drop_span: bool,
 }
 
 impl FaultDecision {
     pub fn draw(faults: &Faults, rng: &mut SmallRng, output_tokens: u32, stream: bool) -> Self {
         let (e, d, c, at): (f64, f64, f64, f64) = (rng.random(), rng.random(), rng.random(), rng.random());
+        // Drawn last, so the earlier draws of a seed are what they were before this fault.
+        let s: f64 = rng.random();
         // Cut strictly before the last token so the stream never completes.
         let cut_after = (stream && c < faults.stream_cut_rate)
             .then(|| ((at * f64::from(output_tokens.saturating_sub(1))) as u32).max(1))
@@ -103,6 +108,7 @@ impl FaultDecision {
             http_error: e < faults.http_error_rate,
             drop_from_metrics: d < faults.drop_from_metrics_rate,
             cut_after,
+            drop_span: s < faults.drop_spans_rate,
         }
     }
 }
@@ -126,6 +132,8 @@ pub struct Shared {
     slots: Option<Arc<Semaphore>>,
     timings: Mutex<HashMap<String, Instant>>,
     pub log: LogWriter,
+    /// Where `llm_request` spans go (`otlp_traces_endpoint`).
+    pub spans: Option<SpanSink>,
     pub shutdown: CancellationToken,
     pub system_fingerprint: String,
 }
@@ -141,7 +149,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub fn new(config: SimConfig) -> Self {
+    pub fn new(config: SimConfig, spans: Option<SpanSink>) -> Self {
         let now = Instant::now();
         let now_unix = unix_now();
         let metrics = MetricsState::new(&config.model, config.max_model_len, config.kv_cache_tokens, now_unix);
@@ -154,6 +162,7 @@ impl Shared {
             slots,
             timings: Mutex::new(HashMap::new()),
             log: LogWriter::new(config.log_sink.clone()),
+            spans,
             shutdown: CancellationToken::new(),
             system_fingerprint: format!("vllm-0.32.0-{:08x}", fnv1a(config.model.as_bytes()) as u32),
             config,
@@ -211,10 +220,18 @@ enum Phase {
     Finished,
 }
 
+/// What a request's span needs beyond its timings (set when spans are exported).
+pub struct SpanPlan {
+    pub request_id: String,
+    pub parent: opentelemetry::Context,
+    pub arrival: SystemTime,
+}
+
 /// One request inside the engine. Dropping it before the last token aborts it.
 pub struct RequestRun {
     shared: Arc<Shared>,
     plan: Plan,
+    span: Option<SpanPlan>,
     rng: SmallRng,
     arrival: Instant,
     phase: Phase,
@@ -232,6 +249,7 @@ impl RequestRun {
         RequestRun {
             shared,
             plan,
+            span: None,
             rng,
             arrival,
             phase: Phase::Arrived,
@@ -243,6 +261,12 @@ impl RequestRun {
             produced: 0,
             kv_held: 0,
         }
+    }
+
+    /// Export an `llm_request` span when the request finishes (never when it is aborted).
+    pub fn with_span(mut self, span: SpanPlan) -> Self {
+        self.span = Some(span);
+        self
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -342,6 +366,7 @@ impl RequestRun {
         if last {
             self.phase = Phase::Finished;
             self._permit = None;
+            self.emit_span(now);
         } else {
             self.next_deadline += self.shared.config.itl.sample(&mut self.rng);
         }
@@ -362,6 +387,31 @@ impl RequestRun {
             generation_tokens: self.produced,
             max_tokens: self.plan.length.max_tokens,
             e2e: secs(self.arrival, now),
+            queue: secs(self.arrival, self.scheduled),
+            prefill: secs(self.scheduled, self.first_token),
+            decode: secs(self.first_token, self.last_token),
+            inference: secs(self.scheduled, self.last_token),
+        });
+    }
+}
+
+impl RequestRun {
+    /// The finished request's `llm_request` span, with vLLM's latency breakdown.
+    fn emit_span(&mut self, now: Instant) {
+        let (Some(sink), Some(plan)) = (&self.shared.spans, self.span.take()) else { return };
+        let secs = |from: Instant, to: Instant| to.saturating_duration_since(from).as_secs_f64();
+        let e2e = now.saturating_duration_since(self.arrival);
+        sink.emit(FinishedSpan {
+            request_id: plan.request_id,
+            parent: plan.parent,
+            arrival: plan.arrival,
+            end: plan.arrival + e2e,
+            model: self.shared.config.model.clone(),
+            prompt_tokens: self.plan.prompt_tokens,
+            completion_tokens: self.produced,
+            max_tokens: self.plan.length.max_tokens,
+            ttft: secs(self.arrival, self.first_token),
+            e2e: e2e.as_secs_f64(),
             queue: secs(self.arrival, self.scheduled),
             prefill: secs(self.scheduled, self.first_token),
             decode: secs(self.first_token, self.last_token),

@@ -19,6 +19,8 @@ pub const STATS_SITE: &str = "loggers.py:335";
 pub const MODEL_NOT_FOUND_SITE: &str = "serving.py:274";
 pub const STREAM_ERROR_SITE: &str = "serving.py:929";
 pub const ENGINE_EXCEPTION_SITE: &str = "vllm_error.py:54";
+/// vLLM's request logger (`--enable-log-requests`).
+pub const REQUEST_LOGGER_SITE: &str = "logger.py:49";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
@@ -61,6 +63,19 @@ pub fn access_line(client: SocketAddr, method: &str, target: &str, version: &str
     let reason = axum::http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
     // `INFO:` padded to 9 characters, then a space: uvicorn's levelprefix.
     format!("INFO:     {client} - \"{method} {target} {version}\" {status} {reason}")
+}
+
+/// vLLM 0.11.1+'s `Received request` INFO message (the prompt moved to a DEBUG line).
+pub fn received_request_message(request_id: &str, max_tokens: u32, ignore_eos: bool) -> String {
+    let eos = if ignore_eos { "True" } else { "False" };
+    format!(
+        "Received request {request_id}: params: SamplingParams(n=1, presence_penalty=0.0, frequency_penalty=0.0, \
+         repetition_penalty=1.0, temperature=1.0, top_p=1.0, top_k=0, min_p=0.0, seed=None, stop=[], \
+         stop_token_ids=[], bad_words=[], include_stop_str_in_output=False, ignore_eos={eos}, \
+         max_tokens={max_tokens}, min_tokens=0, logprobs=None, prompt_logprobs=None, skip_special_tokens=True, \
+         spaces_between_special_tokens=True, truncate_prompt_tokens=None, structured_outputs=None, \
+         extra_args=None), lora_request: None."
+    )
 }
 
 /// A uvicorn line that is not an access line (`Started server process [N]`).

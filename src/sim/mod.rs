@@ -10,6 +10,7 @@
 //! * `sse`     – SSE chunk text from per-request templates (pure);
 //! * `metrics` – metric state and its vLLM-format text (pure);
 //! * `logs`    – vLLM/uvicorn log lines and the stats-interval rule (pure);
+//! * `spans`   – the `llm_request` span of each finished request, over OTLP;
 //! * `args`    – the `sim` subcommand's flags.
 //!
 //! Fidelity notes: a `stream_cut` closes the connection, which the engine
@@ -24,6 +25,7 @@ mod engine;
 mod logs;
 mod metrics;
 mod request;
+mod spans;
 mod sse;
 
 use std::collections::HashMap;
@@ -108,6 +110,14 @@ impl SimHandle {
         for task in self.tasks.drain(..) {
             let _ = task.await;
         }
+        // The spans still batched go out now, as vLLM's exporter flushes at exit.
+        let shared = self.shared.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(s) = &shared.spans {
+                s.shutdown();
+            }
+        })
+        .await;
         log.uvicorn("Waiting for application shutdown.");
         log.uvicorn("Application shutdown complete.");
         log.uvicorn(&format!("Finished server process [{}]", log.pid()));
@@ -125,7 +135,14 @@ pub async fn start(config: SimConfig, bind: SocketAddr) -> io::Result<SimHandle>
     config.validate().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let listener = TcpListener::bind(bind).await?;
     let addr = listener.local_addr()?;
-    let shared = Arc::new(Shared::new(config));
+    let spans = match &config.otlp_traces_endpoint {
+        Some(e) => Some(
+            spans::SpanSink::start(e, config.otlp_batch_delay)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+        ),
+        None => None,
+    };
+    let shared = Arc::new(Shared::new(config, spans));
     log_startup(&shared, addr);
 
     let app = api::router(shared.clone());
@@ -148,10 +165,16 @@ pub async fn start(config: SimConfig, bind: SocketAddr) -> io::Result<SimHandle>
     Ok(SimHandle { addr, shared, server: Some(server), tasks })
 }
 
-/// The quiet simulator of `run --demo` and `serve --demo` on a free loopback port: its
-/// handle, base URL and model, or what went wrong.
-pub async fn start_demo() -> Result<(SimHandle, url::Url, String), String> {
-    let config = SimConfig { log_sink: LogSink::Discard, ..SimConfig::default() };
+/// The quiet simulator of `run --demo` and `serve --demo` on a free loopback port, exporting
+/// its `llm_request` spans to `otlp` (the demo's own receiver) every second: its handle,
+/// base URL and model, or what went wrong.
+pub async fn start_demo(otlp: Option<std::net::SocketAddr>) -> Result<(SimHandle, url::Url, String), String> {
+    let config = SimConfig {
+        log_sink: LogSink::Discard,
+        otlp_traces_endpoint: otlp.map(|a| format!("http://{a}")),
+        otlp_batch_delay: Duration::from_secs(1),
+        ..SimConfig::default()
+    };
     let model = config.model.clone();
     let h =
         start(config, ([127, 0, 0, 1], 0).into()).await.map_err(|e| format!("could not start the simulator: {e}"))?;

@@ -45,7 +45,12 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| format!("cannot listen for OTLP traces on {addr}: {e}"))?;
-        let local = listener.local_addr().map_err(|e| format!("OTLP receiver on {addr}: {e}"))?;
+        Self::start_on(listener, hub)
+    }
+
+    /// Serve on a listener already bound (the demo binds first, then tells the simulator where).
+    pub fn start_on(listener: tokio::net::TcpListener, hub: Arc<Hub>) -> Result<Receiver, String> {
+        let local = listener.local_addr().map_err(|e| format!("OTLP receiver: {e}"))?;
         let stop = CancellationToken::new();
         let app = router(Arc::clone(&hub));
         let until = stop.clone();

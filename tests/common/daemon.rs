@@ -20,7 +20,8 @@ impl Running {
         let stop = CancellationToken::new();
         let (tx, rx) = tokio::sync::oneshot::channel::<SocketAddr>();
         let s = stop.clone();
-        let overrides = ServeOverrides { listen: Some(([127, 0, 0, 1], 0).into()), data_dir: None };
+        let overrides =
+            ServeOverrides { listen: Some(([127, 0, 0, 1], 0).into()), data_dir: None, otlp_listener: None };
         let task = tokio::spawn(async move {
             daemon::serve(config, overrides, s, move |addr| {
                 let _ = tx.send(addr);
