@@ -2,6 +2,7 @@
 //! map the outcome to an exit code (0 ran, 1 could not run, 3 verdict WARN
 //! under --fail-on-mismatch).
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -111,7 +112,8 @@ fn cancel_on_signal() -> CancellationToken {
         }
         #[cfg(not(unix))]
         let _ = ctrl_c.await;
-        eprintln!("cancelling: waiting for requests in flight to be recorded ...");
+        // Not eprintln!: it panics when stderr is gone (a closed pipe), and the cancel must happen.
+        let _ = writeln!(std::io::stderr(), "cancelling: waiting for requests in flight to be recorded ...");
         t.cancel();
     });
     token

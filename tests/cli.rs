@@ -220,3 +220,63 @@ fn serve_stops_on_sigterm_and_keeps_the_cancelled_run() {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(result).unwrap()).unwrap();
     assert_eq!(v["cancelled"], true);
 }
+
+/// `serve --demo`: the daemon's receiver takes the demo simulator's spans, so its first
+/// scheduled run is judged request by request (the `traces` section), as the README says.
+#[cfg(unix)]
+#[test]
+fn serve_demo_validates_each_request_against_the_simulators_spans() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_llm-loadtest"))
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir", data.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    // Killed however the test ends.
+    struct Kill(u32);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = Command::new("kill").args(["-KILL", &self.0.to_string()]).status();
+        }
+    }
+    let _kill = Kill(child.id());
+    let (mut base, mut seen) = (None, Vec::new());
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("serving on ").nth(1) {
+            base = rest.split_whitespace().next().map(|u| u.trim_end_matches('/').to_owned());
+        }
+        let done = line.contains("run finished");
+        seen.push(line);
+        if done {
+            break;
+        }
+        assert!(seen.len() < 50, "no run finished:\n{}", seen.join("\n"));
+    }
+    let base = base.unwrap_or_else(|| panic!("no listen address:\n{}", seen.join("\n")));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let get = |url: String| {
+        rt.block_on(async { reqwest::get(url).await.unwrap().json::<serde_json::Value>().await.unwrap() })
+    };
+    // The run is listed once recorded, just after its log line.
+    let mut runs = serde_json::Value::Null;
+    for _ in 0..100 {
+        runs = get(format!("{base}/api/v1/runs?target=sim"));
+        if runs["runs"][0]["run_id"].is_string() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let id = runs["runs"][0]["run_id"].as_str().unwrap_or_else(|| panic!("{runs}")).to_owned();
+    let full = get(format!("{base}/api/v1/runs/{id}"));
+    let v = &full["validation"];
+    assert_eq!(v["traces"]["matched"], full["completed"], "{v:#}");
+    assert_eq!(v["traces"]["status"], "PASS", "{v:#}");
+    assert_eq!(v["basis"], "traces", "{v:#}");
+    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    assert!(child.wait().unwrap().success());
+}

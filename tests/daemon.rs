@@ -388,3 +388,44 @@ ttft_mean = 0.4
     assert_eq!(serde_json::to_value(&offline).unwrap(), live["validation"]);
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemons_receiver_joins_the_servers_spans_to_each_burst() {
+    // The daemon's one OTLP receiver for every target; the simulator exports to it as vLLM
+    // would (gRPC). Two bursts in turn: each gets exactly its own spans.
+    let port = common::docker::free_port();
+    let sim = common::sim_with(SimConfig {
+        otlp_traces_endpoint: Some(format!("http://127.0.0.1:{port}")),
+        otlp_batch_delay: Duration::from_millis(200),
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!("[otlp]\nreceiver = \"127.0.0.1:{port}\"\n") + &target_toml("sim", &sim.base_url(), 12, "");
+    let d = Running::start(config(&toml, dir.path())).await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (s, v) = post(&d.url("/api/v1/targets/sim/runs"), "", None).await;
+        assert_eq!(s, 202, "{v}");
+        let id = v["run_id"].as_str().unwrap().to_owned();
+        wait_run(&d, "sim", &id).await;
+        ids.push(id);
+    }
+    for id in &ids {
+        let full = get_json(&d.url(&format!("/api/v1/runs/{id}"))).await;
+        let traces = &full["validation"]["traces"];
+        assert_eq!(traces["matched"], 12, "{traces:#}");
+        let counts = traces["comparisons"].as_array().unwrap();
+        for check in ["request_count", "prompt_tokens", "generation_tokens"] {
+            let c = counts.iter().find(|c| c["check"] == check).unwrap();
+            assert_eq!(c["status"], "PASS", "{c}");
+            assert_eq!(c["client"], c["server"], "{c}");
+        }
+        assert_eq!(full["validation"]["basis"], "traces", "{:#}", full["validation"]);
+    }
+    let m = metrics(&d).await;
+    let ok = [("target", "sim"), ("section", "traces"), ("check", "request_count")];
+    assert_eq!(sample(&m, "llm_loadtest_validation_ok", &ok), Some(1.0), "{m}");
+    d.shutdown().await;
+    sim.shutdown().await;
+}
