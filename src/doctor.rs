@@ -6,9 +6,6 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use eventsource_stream::Eventsource;
-use futures_util::StreamExt;
-
 use crate::cli::DoctorArgs;
 use crate::error::describe_reqwest;
 use crate::openai::{self, Endpoint, RequestOptions, build_body};
@@ -138,7 +135,7 @@ pub async fn observe(
     let (_, version) = get(&client, &format!("{base_url}/version"), None).await;
     obs.version =
         serde_json::from_str::<serde_json::Value>(&version).ok().and_then(|v| v["version"].as_str().map(str::to_owned));
-    obs.stream = stream_probe(&client, base_url, model, endpoint, api_key).await;
+    obs.stream = stream_probe(&client, base_url, model, endpoint, api_key, timeout).await;
     let (metrics, body) = get(&client, &format!("{base_url}/metrics"), Some("text/plain; version=0.0.4")).await;
     obs.metrics = metrics;
     obs.vllm_families = body.lines().filter(|l| l.starts_with("# TYPE vllm:")).count();
@@ -152,6 +149,7 @@ async fn stream_probe(
     model: &str,
     endpoint: Endpoint,
     api_key: Option<&str>,
+    timeout: Duration,
 ) -> StreamProbe {
     let opts = RequestOptions { model: model.to_owned(), stream: true, max_tokens: Some(16), ..Default::default() };
     let body = build_body(endpoint, "Say hello.", &opts);
@@ -174,22 +172,26 @@ async fn stream_probe(
         p.error = Some(excerpt(&resp.text().await.unwrap_or_default()));
         return p;
     }
-    let mut events = resp.bytes_stream().eventsource();
-    while let Some(ev) = events.next().await {
+    // The client's total timeout ends the request; the reader also re-checks it between reads.
+    let until = tokio::time::Instant::now() + timeout;
+    let mut events = crate::burst::worker::EventReader::new(resp.bytes_stream());
+    loop {
+        let next = events.next((until, crate::record::Outcome::Timeout, "the doctor's timeout")).await;
         let at = t0.elapsed().as_secs_f64() * 1e3;
-        let ev = match ev {
-            Ok(ev) => ev,
-            Err(e) => {
-                p.error = Some(format!("stream error: {e}"));
+        let data = match next {
+            Ok(Some(d)) => d,
+            Ok(None) => break,
+            Err(fault) => {
+                p.error = Some(format!("stream error: {}", fault.describe()));
                 break;
             }
         };
-        if ev.data == "[DONE]" {
+        if data == "[DONE]" {
             p.saw_done = true;
             p.e2e_ms = Some(at);
             break;
         }
-        match openai::parse_chunk(&ev.data) {
+        match openai::parse_chunk(&data) {
             Ok(c) => {
                 if let Some(e) = c.error {
                     p.error = Some(e);
@@ -202,7 +204,7 @@ async fn stream_probe(
                 p.finish_reason = c.finish_reason.or(p.finish_reason.take());
             }
             Err(e) => {
-                p.error = Some(format!("{e} (data: {})", excerpt(&ev.data)));
+                p.error = Some(format!("{e} (data: {})", excerpt(&data)));
                 break;
             }
         }

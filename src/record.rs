@@ -20,6 +20,10 @@ pub enum Outcome {
     FirstTokenTimeout,
     /// The whole request took longer than the request timeout.
     Timeout,
+    /// After its first token the stream stalled: no token within the inter-chunk timeout.
+    StallTimeout,
+    /// An SSE line or event (or a whole non-streamed body) over its size limit.
+    LineTooLong,
     /// The stream ended (or broke) before the server said it was finished.
     StreamCut,
     /// The body was not a valid SSE stream of JSON chunks (or not valid JSON).
@@ -31,13 +35,15 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 10] = [
+    pub const ALL: [Outcome; 12] = [
         Outcome::Ok,
         Outcome::HttpError,
         Outcome::ConnectError,
         Outcome::ConnectTimeout,
         Outcome::FirstTokenTimeout,
         Outcome::Timeout,
+        Outcome::StallTimeout,
+        Outcome::LineTooLong,
         Outcome::StreamCut,
         Outcome::MalformedStream,
         Outcome::ServerError,
@@ -52,6 +58,8 @@ impl Outcome {
             Outcome::ConnectTimeout => "connect_timeout",
             Outcome::FirstTokenTimeout => "first_token_timeout",
             Outcome::Timeout => "timeout",
+            Outcome::StallTimeout => "stall_timeout",
+            Outcome::LineTooLong => "line_too_long",
             Outcome::StreamCut => "stream_cut",
             Outcome::MalformedStream => "malformed_stream",
             Outcome::ServerError => "server_error",

@@ -117,6 +117,10 @@ pub async fn command(args: RunArgs, cancel: CancellationToken) -> ExitCode {
     if result.target_unreachable() {
         eprintln!("error: the target could not be reached: no request got a response (see the errors above)");
         code = ExitCode::from(1);
+    } else if result.all_requests_failed() && !result.cancelled {
+        // The run ran (exit 0), but it is a failed run, as the daemon records it.
+        let most = result.dominant_error().map(|(k, n)| format!("; most: {k} ({n})")).unwrap_or_default();
+        eprintln!("warning: no request completed: all {} failed{most}", result.client.num_requests);
     } else if args.fail_on_mismatch && result.validation.as_ref().is_some_and(|v| v.overall == Status::Warn) {
         eprintln!("validation verdict WARN (--fail-on-mismatch): exit code 3");
         code = ExitCode::from(3);

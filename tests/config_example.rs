@@ -128,6 +128,7 @@ fn the_example_shows_every_key() {
         "timeout",
         "first_token_timeout",
         "connect_timeout",
+        "inter_chunk_timeout",
         "ttft_ms",
         "tpot_ms",
         "e2el_ms",

@@ -429,3 +429,31 @@ async fn the_daemons_receiver_joins_the_servers_spans_to_each_burst() {
     d.shutdown().await;
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_where_no_request_completed_is_failed_not_a_success() {
+    // The target answers, but every request gets HTTP 500.
+    let faults = llm_loadtest::sim::Faults { http_error_rate: 1.0, ..Default::default() };
+    let sim = common::sim_with(SimConfig { faults, ..SimConfig::default() }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = Running::start(config(&target_toml("sim", &sim.base_url(), 4, ""), dir.path())).await;
+    let (s, v) = post(&d.url("/api/v1/targets/sim/runs"), "", None).await;
+    assert_eq!(s, 202, "{v}");
+    let summary = wait_run(&d, "sim", v["run_id"].as_str().unwrap()).await;
+    assert_eq!(summary["result"], "failed", "{summary}");
+    assert_eq!(summary["error"], "all 4 requests failed; most: http_error (4)", "{summary}");
+    let m = metrics(&d).await;
+    let failed = [("target", "sim"), ("reason", "all_requests_failed")];
+    assert_eq!(sample(&m, "llm_loadtest_run_failures_total", &failed), Some(1.0), "{m}");
+    assert_eq!(sample(&m, "llm_loadtest_runs_total", &[("target", "sim"), ("result", "success")]), Some(0.0));
+    assert_eq!(sample(&m, "llm_loadtest_last_run_success", &[("target", "sim")]), Some(0.0));
+    // The same after a restart (the history is replayed through the same classification).
+    d.shutdown().await;
+    let d = Running::start(config(&target_toml("sim", &sim.base_url(), 4, ""), dir.path())).await;
+    let m = metrics(&d).await;
+    assert_eq!(sample(&m, "llm_loadtest_run_failures_total", &failed), Some(1.0), "{m}");
+    let runs = get_json(&d.url("/api/v1/runs?target=sim")).await;
+    assert_eq!(runs["runs"][0]["result"], "failed", "{runs}");
+    d.shutdown().await;
+    sim.shutdown().await;
+}

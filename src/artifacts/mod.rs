@@ -216,6 +216,16 @@ impl RunResult {
                 == self.client.num_requests
     }
 
+    /// Requests were measured and not one completed (whatever the reason).
+    pub fn all_requests_failed(&self) -> bool {
+        self.client.num_requests > 0 && self.client.completed == 0
+    }
+
+    /// The most frequent error kind of the measured requests, with its count.
+    pub fn dominant_error(&self) -> Option<(&'static str, u64)> {
+        self.client.errors.iter().max_by_key(|(k, n)| (**n, std::cmp::Reverse(**k))).map(|(k, n)| (*k, *n))
+    }
+
     /// The saved observation named `file` ([`SNAPSHOT_BEFORE`], [`LOGS_WINDOW`], ...).
     pub fn snapshot(&self, file: &str) -> Option<&str> {
         self.snapshots.iter().find(|(name, _)| *name == file).map(|(_, text)| text.as_str())

@@ -1,11 +1,12 @@
 //! One request from send to last byte, measured into a `RequestRecord`.
 
-use eventsource_stream::{EventStreamError, Eventsource};
+use std::time::Duration;
+
 use futures_util::StreamExt;
 use tokio::time::{Instant, timeout_at};
 
 use crate::error::describe_reqwest;
-use crate::openai::{self, ChunkEvent};
+use crate::openai::{self, ChunkEvent, SseDecoder, SseError, SseLimits};
 use crate::record::{Outcome, RequestRecord};
 use crate::workload::Timeouts;
 
@@ -29,6 +30,10 @@ impl RequestTarget {
 
 /// Longest error body kept in a record.
 const ERROR_BODY_LIMIT: usize = 300;
+/// Most of an error response read (its message is near the start).
+const ERROR_BODY_READ_LIMIT: usize = 64 << 10;
+/// Largest non-streamed body accepted (a completion of many thousand tokens is well under).
+const FULL_BODY_LIMIT: usize = 16 << 20;
 
 /// Send one request and measure it. `record` arrives with its index and
 /// schedule filled in; `start` is the burst's clock origin; `traceparent` is
@@ -76,26 +81,127 @@ pub async fn execute(
     let status = resp.status();
     record.http_status = Some(status.as_u16());
     if !status.is_success() {
-        let body = match timeout_at(deadline, resp.text()).await {
-            Ok(Ok(t)) => t,
-            _ => String::new(),
+        let body = match read_body(resp, deadline, ERROR_BODY_READ_LIMIT).await {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(_) => String::new(),
         };
         let msg = error_summary(status.as_u16(), &body);
         record.e2e_s = Some(sent.elapsed().as_secs_f64());
         return fail(record, Outcome::HttpError, msg);
     }
+    let deadlines =
+        Deadlines { first_token: first_token_deadline, request: deadline, inter_chunk: target.timeouts.inter_chunk };
     if target.stream {
-        read_stream(resp, sent, first_token_deadline, deadline, record).await
+        read_stream(resp, sent, deadlines, record).await
     } else {
         read_full(resp, sent, deadline, record).await
+    }
+}
+
+/// When a streamed request must have progressed by.
+struct Deadlines {
+    first_token: Instant,
+    request: Instant,
+    /// After the first token: the longest gap allowed before the next one.
+    inter_chunk: Duration,
+}
+
+impl Deadlines {
+    /// The deadline in force, and the outcome when it passes.
+    fn next(&self, last_token: Option<Instant>) -> (Instant, Outcome, &'static str) {
+        match last_token {
+            None => (self.first_token, Outcome::FirstTokenTimeout, "no token before the first-token timeout"),
+            Some(t) if t + self.inter_chunk < self.request => (
+                t + self.inter_chunk,
+                Outcome::StallTimeout,
+                "the stream stalled: no token within the inter-chunk timeout",
+            ),
+            Some(_) => (self.request, Outcome::Timeout, "the request took longer than the request timeout"),
+        }
+    }
+}
+
+/// Why a stream's events could not be read.
+pub enum StreamFault {
+    Deadline(Outcome, &'static str),
+    Transport(String),
+    Sse(SseError),
+}
+
+impl StreamFault {
+    pub fn describe(&self) -> String {
+        match self {
+            StreamFault::Deadline(_, why) => (*why).to_owned(),
+            StreamFault::Transport(e) => e.clone(),
+            StreamFault::Sse(e) => e.to_string(),
+        }
+    }
+}
+
+/// The SSE events of a response, read under deadlines that hold whatever the server sends:
+/// each read is bounded by the deadline in force, the deadline is checked again between
+/// reads (a server that floods bytes never leaves the read pending), and the task yields
+/// to the scheduler as its budget runs out, so cancellation (SIGTERM) always gets through.
+pub struct EventReader<S> {
+    body: S,
+    decoder: SseDecoder,
+    ready: std::collections::VecDeque<String>,
+    /// The decoder's error, reported once the events before it are delivered.
+    fault: Option<SseError>,
+    /// Bytes read and events delivered so far.
+    pub bytes: u64,
+    pub events: u64,
+}
+
+impl<S> EventReader<S>
+where
+    S: futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin,
+{
+    pub fn new(body: S) -> Self {
+        EventReader {
+            body,
+            decoder: SseDecoder::new(SseLimits::default()),
+            ready: Default::default(),
+            fault: None,
+            bytes: 0,
+            events: 0,
+        }
+    }
+
+    /// The next event's data, or None at the end of the stream.
+    pub async fn next(&mut self, deadline: (Instant, Outcome, &'static str)) -> Result<Option<String>, StreamFault> {
+        let (at, outcome, why) = deadline;
+        loop {
+            if Instant::now() >= at {
+                return Err(StreamFault::Deadline(outcome, why));
+            }
+            if let Some(ev) = self.ready.pop_front() {
+                self.events += 1;
+                return Ok(Some(ev));
+            }
+            if let Some(e) = self.fault.take() {
+                return Err(StreamFault::Sse(e));
+            }
+            tokio::task::consume_budget().await;
+            let bytes = match timeout_at(at, self.body.next()).await {
+                Err(_) => return Err(StreamFault::Deadline(outcome, why)),
+                Ok(None) => return Ok(None),
+                Ok(Some(Err(e))) => return Err(StreamFault::Transport(describe_reqwest(&e))),
+                Ok(Some(Ok(b))) => b,
+            };
+            self.bytes += bytes.len() as u64;
+            let mut out = Vec::new();
+            // Events completed before a fault are still delivered first.
+            self.fault = self.decoder.feed(&bytes, &mut out).err();
+            self.ready.extend(out);
+        }
     }
 }
 
 async fn read_stream(
     resp: reqwest::Response,
     sent: Instant,
-    first_token_deadline: Instant,
-    deadline: Instant,
+    deadlines: Deadlines,
     mut record: RequestRecord,
 ) -> RequestRecord {
     let content_type =
@@ -108,40 +214,40 @@ async fn read_stream(
             format!("response is not an SSE stream (content-type: {shown})"),
         );
     }
-    let mut events = resp.bytes_stream().eventsource();
+    let mut events = EventReader::new(resp.bytes_stream());
     let mut usage = None;
     let mut finish_reason: Option<String> = None;
     let mut done = false;
+    let mut last_token: Option<Instant> = None;
     loop {
-        let limit = if record.ttft_s.is_none() { first_token_deadline } else { deadline };
-        let next = match timeout_at(limit, events.next()).await {
-            Err(_) if record.ttft_s.is_none() => {
-                return fail(record, Outcome::FirstTokenTimeout, "no token before the first-token timeout".into());
-            }
-            Err(_) => {
-                return fail(record, Outcome::Timeout, "the request took longer than the request timeout".into());
-            }
-            Ok(n) => n,
-        };
+        let next = events.next(deadlines.next(last_token)).await;
         // Timestamp at receipt, before any other work.
-        let at = sent.elapsed().as_secs_f64();
-        let event = match next {
-            None => break,
-            Some(Ok(ev)) => ev,
-            Some(Err(EventStreamError::Transport(e))) => {
-                return fail(record, Outcome::StreamCut, format!("stream broke: {}", describe_reqwest(&e)));
+        let now = Instant::now();
+        let at = now.duration_since(sent).as_secs_f64();
+        let data = match next {
+            // Bytes that never made one event: not SSE at all (say, a proxy's text page).
+            Ok(None) if events.events == 0 && events.bytes > 0 => {
+                let msg = format!("the body ({} bytes) held no SSE event", events.bytes);
+                return fail(record, Outcome::MalformedStream, msg);
             }
-            Some(Err(e)) => return fail(record, Outcome::MalformedStream, format!("invalid SSE: {e}")),
+            Ok(None) => break,
+            Ok(Some(d)) => d,
+            Err(StreamFault::Deadline(outcome, why)) => return fail(record, outcome, why.into()),
+            Err(StreamFault::Transport(e)) => return fail(record, Outcome::StreamCut, format!("stream broke: {e}")),
+            Err(StreamFault::Sse(e @ (SseError::LineTooLong(_) | SseError::EventTooLong(_)))) => {
+                return fail(record, Outcome::LineTooLong, e.to_string());
+            }
+            Err(StreamFault::Sse(e)) => return fail(record, Outcome::MalformedStream, format!("invalid SSE: {e}")),
         };
-        if event.data == "[DONE]" {
+        if data == "[DONE]" {
             record.e2e_s = Some(at);
             done = true;
             break;
         }
-        if event.data.is_empty() {
+        if data.is_empty() {
             continue;
         }
-        let chunk: ChunkEvent = match openai::parse_chunk(&event.data) {
+        let chunk: ChunkEvent = match openai::parse_chunk(&data) {
             Ok(c) => c,
             Err(e) => return fail(record, Outcome::MalformedStream, e),
         };
@@ -154,6 +260,7 @@ async fn read_stream(
                 record.ttft_s = Some(at);
             }
             record.chunk_times_s.push(at);
+            last_token = Some(now);
         }
         if chunk.finish_reason.is_some() {
             finish_reason = chunk.finish_reason;
@@ -177,25 +284,57 @@ async fn read_stream(
     record
 }
 
+/// Why a body could not be read whole.
+enum BodyFault {
+    Deadline,
+    TooLarge(usize),
+    Transport(String),
+}
+
+/// A whole body, at most `limit` bytes, by `deadline`.
+async fn read_body(resp: reqwest::Response, deadline: Instant, limit: usize) -> Result<Vec<u8>, BodyFault> {
+    let mut body = resp.bytes_stream();
+    let mut out = Vec::new();
+    loop {
+        if Instant::now() >= deadline {
+            return Err(BodyFault::Deadline);
+        }
+        tokio::task::consume_budget().await;
+        match timeout_at(deadline, body.next()).await {
+            Err(_) => return Err(BodyFault::Deadline),
+            Ok(None) => return Ok(out),
+            Ok(Some(Err(e))) => return Err(BodyFault::Transport(describe_reqwest(&e))),
+            Ok(Some(Ok(b))) => {
+                if out.len() + b.len() > limit {
+                    return Err(BodyFault::TooLarge(limit));
+                }
+                out.extend_from_slice(&b);
+            }
+        }
+    }
+}
+
 async fn read_full(
     resp: reqwest::Response,
     sent: Instant,
     deadline: Instant,
     mut record: RequestRecord,
 ) -> RequestRecord {
-    let body = match timeout_at(deadline, resp.text()).await {
-        Err(_) => {
+    let body = match read_body(resp, deadline, FULL_BODY_LIMIT).await {
+        Err(BodyFault::Deadline) => {
             return fail(record, Outcome::Timeout, "the request took longer than the request timeout".into());
         }
-        Ok(Err(e)) => {
-            return fail(record, Outcome::StreamCut, format!("body broke: {}", describe_reqwest(&e)));
+        Err(BodyFault::TooLarge(n)) => {
+            return fail(record, Outcome::LineTooLong, format!("a response body over {n} bytes"));
         }
-        Ok(Ok(b)) => b,
+        Err(BodyFault::Transport(e)) => return fail(record, Outcome::StreamCut, format!("body broke: {e}")),
+        Ok(b) => b,
     };
     let at = sent.elapsed().as_secs_f64();
     record.e2e_s = Some(at);
     // Without streaming the first token is only seen with the whole body.
     record.ttft_s = Some(at);
+    let body = String::from_utf8_lossy(&body);
     let parsed = match openai::parse_full_response(&body) {
         Ok(p) => p,
         Err(e) => return fail(record, Outcome::MalformedStream, e),

@@ -206,6 +206,7 @@ fn workload(mut s: Section, p: &mut Problems) -> WorkloadPatch {
         timeout: s.get("timeout", p, read::duration),
         first_token_timeout: s.get("first_token_timeout", p, read::duration),
         connect_timeout: s.get("connect_timeout", p, read::duration),
+        inter_chunk_timeout: s.get("inter_chunk_timeout", p, read::duration),
         goodput: s.section("goodput", p).map(|g| vec![slo(g, p)]),
         idle_window: s.get("idle_window", p, read::duration),
         settle_timeout: s.get("settle_timeout", p, read::duration),

@@ -336,7 +336,7 @@ fn max_tokens_at_least_one() {
 
 #[test]
 fn timeouts_above_zero() {
-    for key in ["timeout", "first_token_timeout", "connect_timeout"] {
+    for key in ["timeout", "first_token_timeout", "connect_timeout", "inter_chunk_timeout"] {
         let ps = problems(&workload(&format!("{key} = \"0s\"")));
         assert!(ps.iter().any(|p| p.starts_with(&format!("{W}.{key}: must be more than 0s"))), "{ps:#?}");
     }

@@ -51,6 +51,18 @@ pub struct Failure {
     pub error: String,
 }
 
+/// Why a run that ran counts as failed: none of its requests completed, and what they met.
+fn failed_run_error(r: &RunResult) -> Option<String> {
+    if r.cancelled || !r.all_requests_failed() {
+        return None;
+    }
+    let n = r.client.num_requests;
+    Some(match r.dominant_error() {
+        Some((kind, k)) => format!("all {n} requests failed; most: {kind} ({k})"),
+        None => format!("all {n} requests failed"),
+    })
+}
+
 impl RunSummary {
     pub fn of_result(target: &str, trigger: &str, r: &RunResult) -> RunSummary {
         let v = r.validation.as_ref();
@@ -72,7 +84,7 @@ impl RunSummary {
             completed: r.client.completed,
             failed: r.client.failed,
             duration_s: r.client.duration_s,
-            error: None,
+            error: failed_run_error(r),
             persisted: true,
         }
     }

@@ -127,8 +127,10 @@ pub fn compute(records: &[RequestRecord], duration_s: f64, receive_lag: &Receive
     let mut finish_reasons = BTreeMap::new();
     for r in &ok {
         let out_tokens = r.completion_tokens.unwrap_or(0);
-        input += r.prompt_tokens.unwrap_or(0);
-        output += out_tokens;
+        // Saturating: a server's absurd `usage` (2^64 - 1) must not wrap the totals (the
+        // validation then refuses to judge a figure that large).
+        input = input.saturating_add(r.prompt_tokens.unwrap_or(0));
+        output = output.saturating_add(out_tokens);
         let t = r.ttft_s.unwrap_or(0.0) * 1e3;
         let e = r.e2e_s.unwrap_or(0.0) * 1e3;
         ttft.push(t);
@@ -174,7 +176,7 @@ pub fn compute(records: &[RequestRecord], duration_s: f64, receive_lag: &Receive
         tokens_from_usage: ok.iter().all(|r| r.tokens_from_usage),
         request_throughput: rate(ok.len() as f64),
         output_throughput: rate(output as f64),
-        total_token_throughput: rate((input + output) as f64),
+        total_token_throughput: rate(input.saturating_add(output) as f64),
         request_goodput: (!slo.is_empty()).then(|| rate(good as f64)),
         ttft_ms,
         tpot_ms: LatencySummary::from_samples(tpot),

@@ -145,6 +145,9 @@ pub struct ClientFigures {
 
 /// Compare within a relative tolerance (and an absolute floor, in the
 /// figure's own unit). `server` 0 with `client` 0 passes.
+/// 2^53: beyond it an f64 no longer holds every integer, and no real count gets there.
+const MAX_EXACT: f64 = 9_007_199_254_740_992.0;
+
 pub fn compare(check: &str, client: Option<f64>, server: &Figure, tolerance: f64, floor: f64) -> Comparison {
     let mut c = Comparison {
         check: check.to_owned(),
@@ -167,6 +170,16 @@ pub fn compare(check: &str, client: Option<f64>, server: &Figure, tolerance: f64
         }
         (Some(a), Ok(b)) => (a, *b),
     };
+    // Garbage is not judged: a NaN or infinite figure (a broken counter) or one past 2^53 (a
+    // saturated or wrapped count: no server counts that many tokens) SKIPs with the reason.
+    let garbage = |v: f64| !v.is_finite() || v.abs() >= MAX_EXACT;
+    if garbage(server) || garbage(client) {
+        c.server = (!garbage(server)).then_some(server);
+        c.client = (!garbage(client)).then_some(client);
+        let (side, v) = if garbage(server) { ("server", server) } else { ("client", client) };
+        c.reason = Some(format!("the {side} figure is {v}, not a plausible finite number: not judged"));
+        return c;
+    }
     let diff = client - server;
     c.diff_pct = (server != 0.0).then(|| diff / server * 100.0);
     let within = diff.abs() <= floor || (server != 0.0 && (diff / server).abs() <= tolerance);
@@ -175,6 +188,27 @@ pub fn compare(check: &str, client: Option<f64>, server: &Figure, tolerance: f64
         c.reason = Some("the server counted nothing".into());
     }
     c
+}
+
+#[cfg(test)]
+mod compare_tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_figures_skip_with_the_reason() {
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let c = compare("request_count", Some(40.0), &Ok(bad), 0.05, 0.0);
+            assert_eq!(c.status, Status::Skip, "{bad}");
+            assert_eq!(c.server, None);
+            assert!(c.reason.as_deref().unwrap().contains("server figure"), "{c:?}");
+            let c = compare("request_count", Some(bad), &Ok(40.0), 0.05, 0.0);
+            assert_eq!(c.status, Status::Skip, "{bad}");
+            assert!(c.reason.as_deref().unwrap().contains("client figure"), "{c:?}");
+        }
+        let wrapped = compare("generation_tokens", Some(u64::MAX as f64), &Ok(640.0), 0.05, 0.0);
+        assert_eq!(wrapped.status, Status::Skip, "{wrapped:?}");
+        assert_eq!(compare("request_count", Some(40.0), &Ok(40.0), 0.05, 0.0).status, Status::Pass);
+    }
 }
 
 /// The Prometheus section of a validation.

@@ -17,7 +17,15 @@ pub fn client_figures(stats: &ClientStats, records: &[RequestRecord]) -> ClientF
         .iter()
         .filter(|r| !r.warmup)
         .filter(|r| {
-            matches!(r.outcome, Outcome::Timeout | Outcome::FirstTokenTimeout | Outcome::StreamCut | Outcome::Cancelled)
+            matches!(
+                r.outcome,
+                Outcome::Timeout
+                    | Outcome::FirstTokenTimeout
+                    | Outcome::StallTimeout
+                    | Outcome::LineTooLong
+                    | Outcome::StreamCut
+                    | Outcome::Cancelled
+            )
         })
         .count() as u64;
     ClientFigures {

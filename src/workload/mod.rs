@@ -20,6 +20,14 @@ pub struct Timeouts {
     pub first_token: Duration,
     #[serde(serialize_with = "secs", deserialize_with = "secs_from_f64")]
     pub request: Duration,
+    /// After the first token, the longest wait for the next one (a stalled stream).
+    #[serde(default = "default_inter_chunk", serialize_with = "secs", deserialize_with = "secs_from_f64")]
+    pub inter_chunk: Duration,
+}
+
+/// Saved plans from before `inter_chunk` existed read back with the default.
+fn default_inter_chunk() -> Duration {
+    spec::DEFAULT_INTER_CHUNK_TIMEOUT
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

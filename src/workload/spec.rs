@@ -20,6 +20,8 @@ pub const DEFAULT_REQUESTS: u64 = 100;
 pub const DEFAULT_CONCURRENCY: u32 = 8;
 /// The first-token limit when none is set (or `timeout`, when that is shorter).
 pub const DEFAULT_FIRST_TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default `inter_chunk_timeout`: generous, a stalled stream rather than a slow one.
+pub const DEFAULT_INTER_CHUNK_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest duration any key accepts (a year): far beyond any sensible
 /// value, and small enough that clock arithmetic cannot overflow.
 pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -76,6 +78,9 @@ pub struct Workload {
     pub first_token_timeout: Option<Duration>,
     /// `connect_timeout` (default `"10s"`): time limit to establish a connection.
     pub connect_timeout: Duration,
+    /// `inter_chunk_timeout` (default `"30s"`): after the first token, the longest wait for the
+    /// next one before the stream counts as stalled (`stall_timeout`); `timeout` still bounds it.
+    pub inter_chunk_timeout: Duration,
     /// `goodput`: SLOs in ms, `{ ttft_ms = 500, tpot_ms = 50, e2el_ms = 5000 }`, any subset. Default none.
     pub goodput: Slo,
     /// `idle_window` (default `"1s"`, `"0s"` for none): quiet window before the burst in which other
@@ -112,6 +117,7 @@ impl Default for Workload {
             timeout: Duration::from_secs(60),
             first_token_timeout: None,
             connect_timeout: Duration::from_secs(10),
+            inter_chunk_timeout: DEFAULT_INTER_CHUNK_TIMEOUT,
             goodput: Slo::default(),
             idle_window: Duration::from_secs(1),
             settle_timeout: Duration::from_secs(5),
@@ -199,6 +205,10 @@ pub struct WorkloadPatch {
     #[arg(long, value_parser = parse_duration)]
     #[serde(skip)]
     pub connect_timeout: Option<Duration>,
+    /// After the first token, the longest wait for the next one (a stalled stream) [default: 30s].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(skip)]
+    pub inter_chunk_timeout: Option<Duration>,
     /// Goodput SLOs in ms, e.g. --goodput ttft:500 tpot:50 e2el:5000.
     #[arg(long, num_args = 1.., value_parser = parse_slo_term)]
     #[serde(skip)]
@@ -246,6 +256,7 @@ impl WorkloadPatch {
             ("timeout", p.timeout.is_some()),
             ("first_token_timeout", p.first_token_timeout.is_some()),
             ("connect_timeout", p.connect_timeout.is_some()),
+            ("inter_chunk_timeout", p.inter_chunk_timeout.is_some()),
             ("goodput.ttft_ms", slo(|s| s.ttft_ms)),
             ("goodput.tpot_ms", slo(|s| s.tpot_ms)),
             ("goodput.e2el_ms", slo(|s| s.e2el_ms)),
@@ -315,6 +326,7 @@ impl Workload {
         set(&mut self.timeout, p.timeout);
         set_some(&mut self.first_token_timeout, p.first_token_timeout);
         set(&mut self.connect_timeout, p.connect_timeout);
+        set(&mut self.inter_chunk_timeout, p.inter_chunk_timeout);
         if let Some(terms) = &p.goodput {
             self.goodput = terms.iter().fold(Slo::default(), |acc, t| acc.merged(t));
         }
@@ -339,6 +351,7 @@ impl Workload {
             connect: self.connect_timeout,
             first_token: self.effective_first_token_timeout(),
             request: self.timeout,
+            inter_chunk: self.inter_chunk_timeout,
         }
     }
 
@@ -434,6 +447,7 @@ impl Workload {
             }
         }
         duration("connect_timeout", w.connect_timeout, false, &mut out);
+        duration("inter_chunk_timeout", w.inter_chunk_timeout, false, &mut out);
         for (name, v) in [
             ("goodput.ttft_ms", w.goodput.ttft_ms),
             ("goodput.tpot_ms", w.goodput.tpot_ms),
