@@ -419,7 +419,8 @@ pub async fn run_command(args: DoctorArgs) -> ExitCode {
         }
     };
     let base = crate::burst::plan::normalize_base_url(&args.target);
-    let obs = observe(&base, &args.model, args.endpoint, key.as_deref(), args.timeout).await;
+    let mut obs = observe(&base, &args.model, args.endpoint, key.as_deref(), args.timeout).await;
+    obs.base_url = crate::http::redact_url(&obs.base_url);
     let findings = diagnose(&obs);
     if args.json {
         let v = serde_json::json!({ "observations": obs, "findings": findings });

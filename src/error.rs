@@ -50,7 +50,7 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
 pub fn describe_reqwest(e: &reqwest::Error) -> String {
     let mut msg = e.to_string();
     if let Some(u) = e.url() {
-        // The URL is ours (no secrets), but it is noise in every message.
+        // The URL is noise in every message (and may hold a password).
         msg = msg.replace(&format!(" for url ({u})"), "").replace(&format!(" ({u})"), "");
     }
     let mut source = std::error::Error::source(e);
@@ -59,5 +59,9 @@ pub fn describe_reqwest(e: &reqwest::Error) -> String {
         msg.push_str(&s.to_string());
         source = s.source();
     }
-    msg
+    // Whatever a cause printed of the URL, never its password.
+    match e.url().and_then(|u| u.password()) {
+        Some(pw) if !pw.is_empty() => msg.replace(pw, "***"),
+        _ => msg,
+    }
 }

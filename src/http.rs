@@ -35,3 +35,37 @@ pub fn client(o: ClientOptions) -> Result<reqwest::Client, String> {
     }
     b.build().map_err(|e| format!("cannot build the HTTP client: {}", crate::error::error_chain(&e)))
 }
+
+/// A URL as it may be shown or stored: a password in it becomes `***`
+/// (`http://user:***@host/`). The real URL is only ever used to connect.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        // Not a URL: redact a `//user:secret@` part anyway.
+        Err(_) => match (url.find("://"), url.rfind('@')) {
+            (Some(s), Some(at)) if at > s => match url[s + 3..at].find(':') {
+                Some(c) => format!("{}:***{}", &url[..s + 3 + c], &url[at..]),
+                None => url.to_owned(),
+            },
+            _ => url.to_owned(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_urls_are_redacted_and_nothing_else_changes() {
+        assert_eq!(redact_url("http://alice:s3cret@127.0.0.1:8000/v1"), "http://alice:***@127.0.0.1:8000/v1");
+        assert_eq!(redact_url("http://127.0.0.1:8000/metrics"), "http://127.0.0.1:8000/metrics");
+        assert_eq!(redact_url("http://alice@host:1/"), "http://alice@host:1/");
+        assert_eq!(redact_url("tcp://u:pw@docker host:2376"), "tcp://u:***@docker host:2376");
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
+}

@@ -280,3 +280,101 @@ fn serve_demo_validates_each_request_against_the_simulators_spans() {
     assert!(kill.success());
     assert!(child.wait().unwrap().success());
 }
+
+/// SIGKILL in the middle of a burst: the next start finds the run's start marker and records
+/// it as failed (reason `interrupted`), listed and counted like any other failed run.
+#[cfg(unix)]
+#[test]
+fn a_run_killed_with_the_daemon_is_recorded_as_interrupted_at_the_next_start() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    // A slow simulator: the burst is surely in flight when the daemon is killed.
+    let sim = rt.block_on(llm_loadtest::sim::start(
+        llm_loadtest::sim::SimConfig {
+            ttft: llm_loadtest::sim::LatencyDist::Fixed(std::time::Duration::from_secs(3)),
+            log_sink: llm_loadtest::sim::LogSink::Discard,
+            ..Default::default()
+        },
+        ([127, 0, 0, 1], 0).into(),
+    ));
+    let sim = sim.unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[targets.slow]\nurl = \"{}\"\nmodel = \"sim-model\"\n\
+             [targets.slow.workload]\nrequests = 4\nconcurrency = 2\nmax_tokens = 4\nidle_window = \"0s\"\n\
+             [targets.slow.schedule]\ninterval = \"1h\"\n",
+            data.display(),
+            sim.base_url()
+        ),
+    )
+    .unwrap();
+    let start = || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_llm-loadtest"))
+            .args(["serve", "--log-format", "json", "--config", config.to_str().unwrap()])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        (child, lines)
+    };
+    let (mut child, lines) = start();
+    let mut seen = Vec::new();
+    for line in lines {
+        let line = line.unwrap();
+        let started = line.contains("scheduled run started");
+        seen.push(line);
+        if started {
+            break;
+        }
+        assert!(seen.len() < 50, "no run started:\n{}", seen.join("\n"));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let (child, mut lines) = start();
+    // Killed however the test ends.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Kill(child);
+    let mut base = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if let Some(a) = v["fields"]["listen"].as_str() {
+            base = Some(format!("http://{a}"));
+            break;
+        }
+    }
+    // Keep reading its stderr, as a supervisor would.
+    std::thread::spawn(move || lines.for_each(drop));
+    let base = base.expect("the daemon logs its address");
+    let get = |path: &str| {
+        let url = format!("{base}{path}");
+        rt.block_on(async { reqwest::get(url).await.unwrap().text().await.unwrap() })
+    };
+    let runs: serde_json::Value = serde_json::from_str(&get("/api/v1/runs?target=slow")).unwrap();
+    let interrupted = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["error"].as_str().is_some_and(|e| e.starts_with("interrupted")))
+        .unwrap_or_else(|| panic!("no interrupted run: {runs:#}"));
+    assert_eq!(interrupted["result"], "failed");
+    let metrics = get("/metrics");
+    let value = metrics
+        .lines()
+        .find(|l| l.starts_with("llm_loadtest_run_failures_total{") && l.contains("reason=\"interrupted\""))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+    assert_eq!(value, Some(1.0), "{metrics}");
+    rt.block_on(sim.shutdown());
+}

@@ -129,6 +129,7 @@ fn the_example_shows_every_key() {
         "first_token_timeout",
         "connect_timeout",
         "inter_chunk_timeout",
+        "target_lost_after",
         "ttft_ms",
         "tpot_ms",
         "e2el_ms",

@@ -18,6 +18,8 @@ use llm_loadtest::cli::{Cli, Command};
 use llm_loadtest::{burst, run};
 use tokio_util::sync::CancellationToken;
 
+mod common;
+
 /// What the fake server does after its 200 `text/event-stream` headers.
 #[derive(Clone, Copy, Debug)]
 enum Scenario {
@@ -27,7 +29,7 @@ enum Scenario {
     HugeLine,
     /// One token, then nothing (for 60 s at most).
     StallAfterFirstToken,
-    /// SSE comments as fast as possible, never a token (100 MiB at most).
+    /// SSE comments as fast as possible, never a token (for 10 s at most).
     KeepAliveFlood,
     /// One byte every 10 ms, never a newline (60 s at most).
     Trickle,
@@ -63,7 +65,11 @@ fn body(s: Scenario) -> Body {
         ),
         Scenario::KeepAliveFlood => {
             let ping = Bytes::from(b": ping\n".repeat(1 << 14));
-            Body::from_stream(stream::iter((0..1000).map(move |_| Ok::<_, std::io::Error>(ping.clone()))))
+            let until = Instant::now() + Duration::from_secs(10);
+            Body::from_stream(stream::unfold((), move |()| {
+                let ping = ping.clone();
+                async move { (Instant::now() < until).then_some((Ok::<_, std::io::Error>(ping), ())) }
+            }))
         }
         Scenario::Trickle => Body::from_stream(stream::unfold(0u32, |n| async move {
             if n >= 6000 {
@@ -194,4 +200,35 @@ async fn an_absurd_usage_saturates_the_totals_instead_of_wrapping_them() {
     // Two requests of 2^64 - 1 tokens: saturated, not wrapped to 2^64 - 2 (nor a panic).
     assert_eq!(r.client.total_output_tokens, u64::MAX);
     assert_eq!(r.client.total_input_tokens, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_dies_mid_burst_is_lost_with_its_failures_bounded_and_counted() {
+    // A 10 s closed loop at concurrency 8; the server stops listening after about a second.
+    let sim = common::sim_with(llm_loadtest::sim::SimConfig::default()).await;
+    let url = sim.base_url();
+    let killer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        sim.shutdown().await;
+    });
+    let t = Instant::now();
+    let extra = ["--duration", "10s", "--concurrency", "8", "--max-tokens", "4", "--target-lost-after", "50"];
+    let mut argv = vec!["llm-loadtest", "run", "--target", &url, "--model", "sim-model", "--quiet"];
+    argv.extend(["--skip-validation"]);
+    argv.extend(extra);
+    let Command::Run(a) = Cli::try_parse_from(argv).unwrap().command else { unreachable!() };
+    let p = run::prepare(&a, &url::Url::parse(&url).unwrap(), "sim-model", "t", None).unwrap();
+    let r = burst::run(p, "t".into(), CancellationToken::new(), None).await;
+    let took = t.elapsed();
+    killer.await.unwrap();
+    let refused = r.client.errors.get("connect_error").copied().unwrap_or(0);
+    println!("target lost after {took:?}: {} completed, {refused} refused, {:?}", r.client.completed, r.client.errors);
+    assert!(r.target_lost.is_some(), "{:?}", r.notes);
+    assert!(took < Duration::from_secs(8), "ended early: {took:?}");
+    assert!(r.client.completed > 0);
+    // Bounded: the budget in a row plus what the other slots had in flight, not millions.
+    assert!((50..1000).contains(&refused), "{refused} refused");
+    // Every record kept, counts exact: records = completed + failed.
+    assert_eq!(r.records.iter().filter(|x| !x.warmup).count() as u64, r.client.completed + r.client.failed);
+    assert!(r.notes.iter().any(|n| n.contains("target_lost")), "{:?}", r.notes);
 }

@@ -213,6 +213,9 @@ async fn dashboards_have_data_and_drift_and_log_errors_alert_through_alertmanage
     let mut stack = Stack { dir: tempfile::tempdir().unwrap(), children: Vec::new(), container: None };
     let d = stack.dir.path().to_owned();
     let (sim_port, daemon_port, prom_port, am_port) = (free_port(), free_port(), free_port(), free_port());
+    // The daemon's OTLP receiver; the simulator exports its llm_request spans there, as vLLM would,
+    // so the per-request (traces) panels have data.
+    let otlp_port = free_port();
     let sim = format!("http://127.0.0.1:{sim_port}");
     let daemon = format!("http://127.0.0.1:{daemon_port}");
     let prom = format!("http://127.0.0.1:{prom_port}");
@@ -226,6 +229,8 @@ async fn dashboards_have_data_and_drift_and_log_errors_alert_through_alertmanage
         "run", "-d", "--network", "host", "--name", &name, IMAGE, "sim",
         "--host", "127.0.0.1", "--port", &sim_port.to_string(), "--model", "sim-model",
         "--ttft-ms", "20", "--itl-ms", "2", "--log-stats-interval", "1s",
+        "--enable-log-requests", "--otlp-traces-endpoint", &format!("http://127.0.0.1:{otlp_port}"),
+        "--otlp-batch-delay", "1s",
     ]);
     stack.container = Some(Container(name.clone()));
     wait_for(&mut stack, "simulator healthy", async || ready(&format!("{sim}/health")).await).await;
@@ -237,6 +242,9 @@ async fn dashboards_have_data_and_drift_and_log_errors_alert_through_alertmanage
         format!(
             r#"listen = "127.0.0.1:{daemon_port}"
 data_dir = "{data}"
+
+[otlp]
+receiver = "127.0.0.1:{otlp_port}"
 
 [targets.sim]
 url = "{sim}"

@@ -205,6 +205,10 @@ fn docker_log_validation_on_the_real_server() {
     assert_eq!(http["status"], "PASS", "{d:#}\n{stdout}");
     assert_eq!(http["client"], http["server"], "exact: {http}");
     assert!(d["engine_stats"]["lines"].as_u64().unwrap() >= 1, "engine-stats section filled: {d:#}");
-    assert!(d["engine_stats"]["peak_running"].as_u64().unwrap() >= 1, "{d:#}");
+    // The stats line saw our load: tokens generated in its interval, or requests running when it
+    // was written (with 2 in flight both may have just finished at that instant: running 0).
+    let stats = &d["engine_stats"];
+    let generated = stats["mean_generation_throughput"].as_f64().unwrap_or(0.0);
+    assert!(generated > 0.0 || stats["peak_running"].as_u64().unwrap() >= 1, "{d:#}");
     assert!(stdout.contains("Docker Log Validation"), "{stdout}");
 }

@@ -113,6 +113,9 @@ pub struct RunResult {
     pub started_at: jiff::Timestamp,
     pub ended_at: jiff::Timestamp,
     pub cancelled: bool,
+    /// Why the burst ended early because the target stopped accepting connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_lost: Option<String>,
     #[serde(flatten)]
     pub client: ClientStats,
     /// Client vs server verdicts; absent with --skip-validation.
@@ -151,6 +154,8 @@ struct SavedResult {
     started_at: jiff::Timestamp,
     ended_at: jiff::Timestamp,
     cancelled: bool,
+    #[serde(default)]
+    target_lost: Option<String>,
     duration: f64,
     #[serde(default)]
     receive_lag: ReceiveLag,
@@ -191,6 +196,7 @@ impl RunResult {
             started_at: saved.started_at,
             ended_at: saved.ended_at,
             cancelled: saved.cancelled,
+            target_lost: saved.target_lost,
             client,
             validation: saved.validation,
             server: saved.server,

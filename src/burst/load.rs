@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
@@ -26,6 +27,20 @@ pub struct LoadSpec {
     pub stop: StopCondition,
     /// Requests sent before the measured phase, left out of every statistic.
     pub warmup: u64,
+    /// Connection failures in a row (burst-wide) that end the burst as `target_lost`; 0 never.
+    pub target_lost_after: u64,
+}
+
+/// A slot's first retry after a connection failure waits this long, doubling up to the cap.
+const BACKOFF_FIRST: Duration = Duration::from_millis(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// How long a slot waits after `failures` connection failures in a row (bounded exponential).
+fn backoff(failures: u32) -> Duration {
+    match failures {
+        0 => Duration::ZERO,
+        n => BACKOFF_FIRST.saturating_mul(1 << (n - 1).min(16)).min(BACKOFF_MAX),
+    }
 }
 
 /// Called with every finished record (progress bars, live metrics).
@@ -43,6 +58,8 @@ pub struct LoadOutput {
     pub started_unix: jiff::Timestamp,
     pub ended_unix: jiff::Timestamp,
     pub cancelled: bool,
+    /// Set when the burst ended early because the target stopped accepting connections.
+    pub target_lost: Option<String>,
 }
 
 struct Shared {
@@ -53,12 +70,17 @@ struct Shared {
     records: mpsc::UnboundedSender<RequestRecord>,
     /// Which requests get a span of their own (when spans are exported).
     sampling: RequestSampling,
+    /// Connection failures in a row, burst-wide (any answer resets it).
+    connect_failures: AtomicU64,
+    /// Cancelled when the target is lost: no new request starts.
+    lost: CancellationToken,
+    lost_reason: std::sync::OnceLock<String>,
 }
 
 impl Shared {
     /// Build, send and measure request `index`, scheduled at `scheduled_s`; its span (if
     /// sampled) is a child of `phase`.
-    async fn one(&self, index: u64, warmup: bool, start: Instant, scheduled_s: f64, phase: &Span) {
+    async fn one(&self, index: u64, warmup: bool, start: Instant, scheduled_s: f64, phase: &Span) -> Outcome {
         let prompt = self.prompts.get(index);
         let body = build_body(self.spec.endpoint, &prompt.text, &self.spec.request);
         let body = bytes::Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
@@ -82,7 +104,34 @@ impl Shared {
         if let Some(obs) = &self.observer {
             obs(&record);
         }
+        let outcome = record.outcome;
+        self.count_connect_failure(outcome);
         let _ = self.records.send(record);
+        outcome
+    }
+
+    /// Count a connection failure (or reset the count on any answer); past the budget the
+    /// target is lost and no new request starts.
+    fn count_connect_failure(&self, outcome: Outcome) {
+        if !matches!(outcome, Outcome::ConnectError | Outcome::ConnectTimeout) {
+            if outcome != Outcome::Cancelled {
+                self.connect_failures.store(0, Ordering::Relaxed);
+            }
+            return;
+        }
+        let n = self.connect_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        let budget = self.spec.target_lost_after;
+        if budget > 0 && n >= budget {
+            let _ = self
+                .lost_reason
+                .set(format!("{n} connection failures in a row: the target stopped accepting connections"));
+            self.lost.cancel();
+        }
+    }
+
+    /// No new request may start: cancelled, or the target is lost.
+    fn stopped(&self) -> bool {
+        self.cancel.is_cancelled() || self.lost.is_cancelled()
     }
 }
 
@@ -104,7 +153,17 @@ pub async fn run_load(
     let warmup = spec.warmup;
     let expected = RequestSampling::expected(&spec.plan, spec.stop).map(|n| n.saturating_add(warmup));
     let sampling = RequestSampling::new(expected);
-    let shared = Arc::new(Shared { spec, prompts, cancel: cancel.clone(), observer, records: tx, sampling });
+    let shared = Arc::new(Shared {
+        spec,
+        prompts,
+        cancel: cancel.clone(),
+        observer,
+        records: tx,
+        sampling,
+        connect_failures: AtomicU64::new(0),
+        lost: CancellationToken::new(),
+        lost_reason: std::sync::OnceLock::new(),
+    });
 
     if warmup > 0 {
         let c = u64::from(shared.spec.plan.max_in_flight().unwrap_or(1)).clamp(1, warmup);
@@ -137,6 +196,7 @@ pub async fn run_load(
     let duration_s = start.elapsed().as_secs_f64();
     let ended_unix = jiff::Timestamp::now();
     let receive_lag = probe.finish().await;
+    let target_lost = shared.lost_reason.get().cloned();
     drop(shared);
     let mut records = Vec::new();
     while let Some(r) = rx.recv().await {
@@ -151,6 +211,7 @@ pub async fn run_load(
         started_unix,
         ended_unix,
         cancelled: cancel.is_cancelled(),
+        target_lost,
     }
 }
 
@@ -178,16 +239,31 @@ async fn closed_loop(
         let issued = issued.clone();
         let phase = phase.clone();
         workers.push(tokio::spawn(async move {
+            // Connection failures of this slot in a row: the next request waits a bounded,
+            // growing backoff. It was due when the last one ended, so the wait shows as
+            // scheduling lag (the load the dead target did not get is visible).
+            let mut failures = 0u32;
             loop {
-                if shared.cancel.is_cancelled() {
+                let due_s = start.elapsed().as_secs_f64();
+                if failures > 0 {
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff(failures)) => {}
+                        _ = shared.cancel.cancelled() => break,
+                        _ = shared.lost.cancelled() => break,
+                    }
+                }
+                if shared.stopped() {
                     break;
                 }
                 let n = issued.fetch_add(1, Ordering::Relaxed);
                 if should_stop(stop, n, start) {
                     break;
                 }
-                let scheduled_s = start.elapsed().as_secs_f64();
-                shared.one(first_index + n, warmup, start, scheduled_s, &phase).await;
+                let outcome = shared.one(first_index + n, warmup, start, due_s, &phase).await;
+                failures = match outcome {
+                    Outcome::ConnectError | Outcome::ConnectTimeout => failures.saturating_add(1),
+                    _ => 0,
+                };
             }
         }));
     }
@@ -209,12 +285,13 @@ async fn open_loop(shared: &Arc<Shared>, max_concurrency: Option<u32>, first_ind
             StopCondition::Requests(total) => n >= total,
             StopCondition::Duration(d) => offset >= d,
         };
-        if over || shared.cancel.is_cancelled() {
+        if over || shared.stopped() {
             break;
         }
         tokio::select! {
             _ = tokio::time::sleep_until(start + offset) => {}
             _ = shared.cancel.cancelled() => break,
+            _ = shared.lost.cancelled() => break,
         }
         // A capped plan waits here for a free slot; the wait is scheduling lag.
         let permit = match &limit {
@@ -235,4 +312,16 @@ async fn open_loop(shared: &Arc<Shared>, max_concurrency: Option<u32>, first_ind
         while tasks.try_join_next().is_some() {}
     }
     while tasks.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_10ms_to_a_1s_cap() {
+        let waits: Vec<u64> = (0..10).map(|n| backoff(n).as_millis() as u64).collect();
+        assert_eq!(waits, vec![0, 10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        assert_eq!(backoff(u32::MAX), BACKOFF_MAX);
+    }
 }

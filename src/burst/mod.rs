@@ -148,6 +148,9 @@ async fn run_in_span(
         notes.push("the server sent no `usage`: token counts are chunk counts (approximate)".into());
     }
     notes.extend(client.client_bound.reasons.iter().cloned());
+    if let Some(why) = &out.target_lost {
+        notes.push(format!("the burst ended early (target_lost): {why}"));
+    }
     let (request_rate, max_concurrency) = match &recorded.arrival {
         ArrivalPlan::Concurrency { concurrency } => (serde_json::Value::from("inf"), Some(*concurrency)),
         ArrivalPlan::Rate { rate, max_concurrency, .. } => (serde_json::Value::from(*rate), *max_concurrency),
@@ -165,6 +168,7 @@ async fn run_in_span(
         started_at: out.started_unix,
         ended_at: out.ended_unix,
         cancelled: out.cancelled,
+        target_lost: out.target_lost,
         client,
         validation,
         server: server.as_ref().map(server_summary),

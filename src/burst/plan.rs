@@ -105,7 +105,7 @@ pub fn plan(target: &Target, workload: &Workload, tolerances: Tolerances, run_id
     tolerances.check().map_err(RunError::BadInput)?;
     let base = normalize_base_url(&target.url);
     let url = reqwest::Url::parse(&format!("{base}{}", workload.endpoint.path()))
-        .map_err(|e| RunError::BadInput(format!("bad target URL {base}: {e}")))?;
+        .map_err(|e| RunError::BadInput(format!("bad target URL {}: {e}", crate::http::redact_url(&base))))?;
     let api_key = read_api_key(target.api_key.as_ref(), target.api_key_file.as_deref())?;
     let prompts = PromptSource::from_workload(workload)?;
     let arrival = workload.arrival();
@@ -143,7 +143,8 @@ pub fn plan(target: &Target, workload: &Workload, tolerances: Tolerances, run_id
         extra_body: workload.extra_body.clone(),
     };
     let recorded = RunPlan {
-        base_url: base,
+        // What is stored and shown never holds a password from the URLs.
+        base_url: crate::http::redact_url(&base),
         endpoint: workload.endpoint,
         stream: workload.stream,
         arrival: arrival.clone(),
@@ -155,7 +156,7 @@ pub fn plan(target: &Target, workload: &Workload, tolerances: Tolerances, run_id
         prompt_tokens_exact: prompts.is_exact(),
         timeouts,
         goodput_slo: workload.goodput,
-        metrics_url,
+        metrics_url: metrics_url.as_deref().map(crate::http::redact_url),
     };
     let request_target = RequestTarget {
         client,
@@ -185,6 +186,7 @@ pub fn plan(target: &Target, workload: &Workload, tolerances: Tolerances, run_id
         plan: arrival,
         stop,
         warmup: workload.warmup,
+        target_lost_after: workload.target_lost_after,
     };
     let logs = (!target.skip_validation && !target.skip_logs).then(|| LogsSpec {
         explicit: target.container.clone(),

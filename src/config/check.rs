@@ -201,9 +201,10 @@ fn duration(key: &str, d: Duration, zero_ok: bool, out: &mut Vec<Problem>) {
 }
 
 fn http_url(key: &str, u: &url::Url, out: &mut Vec<Problem>) {
+    let shown = crate::http::redact_url(u.as_str());
     if !matches!(u.scheme(), "http" | "https") {
-        out.push(Problem::new(key, format!("{u} must be an http:// or https:// URL")));
+        out.push(Problem::new(key, format!("{shown} must be an http:// or https:// URL")));
     } else if u.host_str().is_none_or(str::is_empty) {
-        out.push(Problem::new(key, format!("{u} has no host")));
+        out.push(Problem::new(key, format!("{shown} has no host")));
     }
 }

@@ -393,8 +393,10 @@ pub(super) mod read {
 
     pub fn url(value: &Value) -> Result<url::Url, String> {
         let s = string(value)?;
-        url::Url::parse(s.trim())
-            .map_err(|e| format!("{s:?} is not a URL ({e}); expected e.g. \"http://127.0.0.1:8000\""))
+        url::Url::parse(s.trim()).map_err(|e| {
+            let shown = crate::http::redact_url(&s);
+            format!("{shown:?} is not a URL ({e}); expected e.g. \"http://127.0.0.1:8000\"")
+        })
     }
 
     pub fn socket_addr(value: &Value) -> Result<std::net::SocketAddr, String> {

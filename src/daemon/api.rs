@@ -158,7 +158,7 @@ async fn status_page(State(d): State<Arc<Daemon>>) -> Html<String> {
         .map(|t| page::TargetRow {
             name: t.name.clone(),
             model: t.model.clone(),
-            url: t.url.to_string(),
+            url: crate::http::redact_url(t.url.as_str()),
             schedule: match t.schedule {
                 None => "on trigger only".into(),
                 Some(s) if s.jitter.is_zero() => format!("every {}", humantime::format_duration(s.interval)),

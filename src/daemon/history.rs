@@ -40,6 +40,9 @@ pub struct RunSummary {
     pub persisted: bool,
 }
 
+/// The suffix of a run's start marker (see [`History::mark_started`]).
+const STARTED: &str = ".started";
+
 /// What `failure.json` holds.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Failure {
@@ -53,7 +56,13 @@ pub struct Failure {
 
 /// Why a run that ran counts as failed: none of its requests completed, and what they met.
 fn failed_run_error(r: &RunResult) -> Option<String> {
-    if r.cancelled || !r.all_requests_failed() {
+    if r.cancelled {
+        return None;
+    }
+    if let Some(why) = &r.target_lost {
+        return Some(format!("target lost: {why}"));
+    }
+    if !r.all_requests_failed() {
         return None;
     }
     let n = r.client.num_requests;
@@ -170,6 +179,8 @@ impl History {
         let mut replay = Vec::new();
         let mut problems = Vec::new();
         let mut entries = Vec::new();
+        // Runs a crash interrupted (their start marker is left): recorded as failed now.
+        history.record_interrupted(&mut problems);
         for (target, dir) in history.run_dirs().map_err(|e| format!("cannot read {}: {e}", history.root.display()))? {
             let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             if name.ends_with(".tmp") {
@@ -194,6 +205,64 @@ impl History {
             lock(&history.index).iter().map(|e| e.summary.run_id.clone()).collect();
         replay.retain(|(_, r)| kept.contains(r.run_id()));
         Ok(Loaded { history, replay, problems })
+    }
+
+    /// Before a burst: `TARGET/RUN_ID.started`, removed once its result or failure is written.
+    /// A marker found at start-up is a run the process did not live to record (SIGKILL, a
+    /// crash, the host going down).
+    pub fn mark_started(&self, target: &str, run_id: &str, trigger: &str) -> Result<(), String> {
+        let marker = Failure {
+            run_id: run_id.to_owned(),
+            target: target.to_owned(),
+            trigger: trigger.to_owned(),
+            at: jiff::Timestamp::now(),
+            reason: crate::exporter::REASON_INTERRUPTED.to_owned(),
+            error: String::new(),
+        };
+        let dir = self.root.join(target);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let json = serde_json::to_vec(&marker).unwrap_or_default();
+        artifacts::write_atomic(&dir.join(format!("{run_id}{STARTED}")), &json).map_err(|e| e.to_string())
+    }
+
+    fn clear_marker(&self, target: &str, run_id: &str) {
+        let _ = std::fs::remove_file(self.root.join(target).join(format!("{run_id}{STARTED}")));
+    }
+
+    /// Every start marker without a recorded run becomes a `failure.json` (reason
+    /// `interrupted`), so the run is listed, replayed and counted like any failed run.
+    fn record_interrupted(&self, problems: &mut Vec<String>) {
+        let Ok(targets) = std::fs::read_dir(&self.root) else { return };
+        for t in targets.flatten() {
+            let Ok(files) = std::fs::read_dir(t.path()) else { continue };
+            for f in files.flatten() {
+                let path = f.path();
+                if !path.to_string_lossy().ends_with(STARTED) {
+                    continue;
+                }
+                let marker: Result<Failure, String> = std::fs::read(&path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()));
+                match marker {
+                    Ok(mut m) if valid_run_id(&m.run_id) && !t.path().join(&m.run_id).exists() => {
+                        m.error = format!(
+                            "interrupted: the daemon stopped (killed or crashed) during this run, started {}; nothing of it was saved",
+                            m.at
+                        );
+                        let json = serde_json::to_vec_pretty(&m).unwrap_or_default();
+                        let dir = t.path().join(&m.run_id);
+                        let write = |tmp: &Path| artifacts::write_atomic(&tmp.join("failure.json"), &json);
+                        if let Err(e) = artifacts::write_dir_atomic(&dir, write) {
+                            problems.push(format!("{}: {e}", path.display()));
+                            continue;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => problems.push(format!("{}: {e}", path.display())),
+                }
+                let _ = std::fs::remove_file(&path);
+            }
+        }
     }
 
     fn run_dirs(&self) -> std::io::Result<Vec<(String, PathBuf)>> {
@@ -222,6 +291,7 @@ impl History {
         let written = artifacts::write_dir_atomic(&dir, |tmp| artifacts::save(tmp, result)).map_err(|e| e.to_string());
         let unsaved_json = written.is_err().then(|| Arc::new(artifacts::result_json(result)));
         summary.persisted = written.is_ok();
+        self.clear_marker(target, &result.run_id);
         self.push(Entry { summary, unsaved_json });
         written
     }
@@ -235,6 +305,7 @@ impl History {
             artifacts::write_dir_atomic(&dir, |tmp| artifacts::write_atomic(&tmp.join("failure.json"), &json))
                 .map_err(|e| e.to_string());
         summary.persisted = written.is_ok();
+        self.clear_marker(&f.target, &f.run_id);
         let unsaved_json = written.is_err().then(|| Arc::new(json));
         self.push(Entry { summary, unsaved_json });
         written

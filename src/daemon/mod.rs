@@ -21,6 +21,7 @@ pub mod schedule;
 pub mod trigger;
 
 use std::collections::BTreeSet;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -198,6 +199,10 @@ impl Daemon {
             }
         };
         self.exporter.set_running(target, true);
+        if let Err(e) = self.history.mark_started(target, &run_id, trigger.as_str()) {
+            // The run goes ahead; only a crash during it would go unrecorded.
+            tracing::warn!(target_name = %target, run_id, "could not write the run's start marker: {e}");
+        }
         let cancel = self.shutdown.child_token();
         let id = run_id.clone();
         self.tasks.spawn(async move {
@@ -376,7 +381,7 @@ pub async fn serve_command(
                     t.url = url.clone();
                     t.model = model.clone();
                 }
-                eprintln!("demo: simulator serving {model} at {url}");
+                let _ = writeln!(std::io::stderr(), "demo: simulator serving {model} at {url}");
                 sim = Some(h);
             }
             Err(e) => {
@@ -386,7 +391,9 @@ pub async fn serve_command(
         }
     }
     let result = serve(config, overrides, stop, |addr| {
-        eprintln!("llm-loadtest serving on http://{addr}/ (status page), /metrics, /api/v1/runs");
+        // Not eprintln!: a daemon whose stderr went away (a closed pipe) must keep serving.
+        let _ =
+            writeln!(std::io::stderr(), "llm-loadtest serving on http://{addr}/ (status page), /metrics, /api/v1/runs");
     })
     .await;
     if let Some(h) = sim {
@@ -438,7 +445,7 @@ pub fn check_config_command(file: &std::path::Path) -> ExitCode {
                     None => "on trigger only".to_owned(),
                     Some(s) => format!("every {}", humantime::format_duration(s.interval)),
                 };
-                println!("  {} -> {} ({}), {schedule}", t.name, t.url, t.model);
+                println!("  {} -> {} ({}), {schedule}", t.name, crate::http::redact_url(t.url.as_str()), t.model);
             }
             for w in c.warnings() {
                 println!("warning: {w}");

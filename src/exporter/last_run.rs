@@ -63,6 +63,8 @@ pub(super) fn classify(result: &RunResult) -> (&'static str, Option<&'static str
         (m::RESULT_CANCELLED, None)
     } else if result.target_unreachable() {
         (m::RESULT_FAILED, Some(m::REASON_TARGET_UNREACHABLE))
+    } else if result.target_lost.is_some() {
+        (m::RESULT_FAILED, Some(m::REASON_TARGET_LOST))
     } else if result.all_requests_failed() {
         (m::RESULT_FAILED, Some(m::REASON_ALL_REQUESTS_FAILED))
     } else if result.validation.as_ref().is_some_and(|v| v.overall == Status::Warn) {

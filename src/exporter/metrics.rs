@@ -560,6 +560,10 @@ pub const RESULT_CANCELLED: &str = "cancelled";
 pub const RESULTS: [&str; 4] = [RESULT_SUCCESS, RESULT_WARN, RESULT_FAILED, RESULT_CANCELLED];
 /// `reason` of a run whose measured requests all failed to connect.
 pub const REASON_TARGET_UNREACHABLE: &str = "target_unreachable";
+/// The daemon stopped (SIGKILL, a crash) during the run; found at the next start.
+pub const REASON_INTERRUPTED: &str = "interrupted";
+/// The target stopped accepting connections mid-burst, which then ended early.
+pub const REASON_TARGET_LOST: &str = "target_lost";
 /// The target answered, but not one measured request completed (every one an error).
 pub const REASON_ALL_REQUESTS_FAILED: &str = "all_requests_failed";
 /// The daemon could not prepare the burst (a dataset or tokenizer file vanished, ...).
@@ -567,8 +571,14 @@ pub const REASON_INVALID_WORKLOAD: &str = "invalid_workload";
 /// A reason this build does not know (replayed from an older history).
 pub const REASON_OTHER: &str = "other";
 /// Every `reason` of `llm_loadtest_run_failures_total`.
-pub const FAILURE_REASONS: [&str; 4] =
-    [REASON_TARGET_UNREACHABLE, REASON_ALL_REQUESTS_FAILED, REASON_INVALID_WORKLOAD, REASON_OTHER];
+pub const FAILURE_REASONS: [&str; 6] = [
+    REASON_TARGET_UNREACHABLE,
+    REASON_TARGET_LOST,
+    REASON_ALL_REQUESTS_FAILED,
+    REASON_INVALID_WORKLOAD,
+    REASON_INTERRUPTED,
+    REASON_OTHER,
+];
 /// `percentile` of the last-run latency gauges.
 pub const PERCENTILES: [&str; 3] = ["p50", "p90", "p99"];
 /// `figure` of `llm_loadtest_last_run_span_difference_seconds`.

@@ -273,7 +273,49 @@ impl Builder {
         });
     }
 
+    /// Histograms that lost their `# TYPE` line (federation, some proxies, a pasted copy): an
+    /// untyped `x_bucket` family whose every sample has an `le` label becomes histogram `x`,
+    /// with its untyped `x_sum`, `x_count` and `x_created` siblings, as Prometheus' own text
+    /// parser reads such series by their suffixes. A declared family is never touched.
+    fn type_histograms_by_suffix(&mut self) {
+        let buckets: Vec<usize> = (0..self.families.len())
+            .filter(|&i| !self.typed[i] && self.families[i].kind == MetricType::Untyped)
+            .filter(|&i| self.families[i].name.ends_with("_bucket"))
+            .filter(|&i| {
+                let f = &self.families[i];
+                !f.samples.is_empty() && f.samples.iter().all(|s| s.labels.get("le").is_some())
+            })
+            .collect();
+        let mut absorbed = vec![false; self.families.len()];
+        for i in buckets {
+            let base = self.families[i].name.trim_end_matches("_bucket").to_owned();
+            if self.index.contains_key(&base) {
+                continue;
+            }
+            let mut samples = std::mem::take(&mut self.families[i].samples);
+            for suffix in ["_sum", "_count", "_created"] {
+                if let Some(&j) = self.index.get(&format!("{base}{suffix}"))
+                    && !self.typed[j]
+                    && self.families[j].kind == MetricType::Untyped
+                {
+                    samples.append(&mut self.families[j].samples);
+                    absorbed[j] = true;
+                }
+            }
+            let f = &mut self.families[i];
+            f.name = base;
+            f.kind = MetricType::Histogram;
+            f.samples = samples;
+        }
+        let mut n = 0;
+        self.families.retain(|_| {
+            n += 1;
+            !absorbed[n - 1]
+        });
+    }
+
     fn finish(mut self) -> Exposition {
+        self.type_histograms_by_suffix();
         let format = if self.openmetrics { Format::OpenMetrics } else { Format::Classic };
         if format == Format::OpenMetrics && self.timestamps {
             for sample in self.families.iter_mut().flat_map(|f| f.samples.iter_mut()) {

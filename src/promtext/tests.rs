@@ -635,3 +635,24 @@ fn json_shape() {
     assert_eq!(json["families"][0]["type"], "gauge");
     assert_eq!(json["families"][0]["samples"][0]["labels"]["a"], "b");
 }
+
+#[test]
+fn histograms_without_type_lines_are_read_by_their_suffixes() {
+    // A federated or pasted copy: no # TYPE or # HELP at all.
+    let text = "vllm:time_to_first_token_seconds_bucket{model_name=\"m\",le=\"0.1\"} 3\n\
+                vllm:time_to_first_token_seconds_bucket{model_name=\"m\",le=\"+Inf\"} 5\n\
+                vllm:time_to_first_token_seconds_sum{model_name=\"m\"} 0.9\n\
+                vllm:time_to_first_token_seconds_count{model_name=\"m\"} 5\n\
+                vllm:request_success_total{model_name=\"m\",finished_reason=\"stop\"} 5\n";
+    let e = parse(text);
+    assert!(e.line_errors.is_empty(), "{:?}", e.line_errors);
+    let h = e.histogram("vllm:time_to_first_token_seconds", &LabelFilter::new()).expect("a histogram");
+    assert_eq!((h.count, h.sum), (5.0, 0.9));
+    assert_eq!(h.buckets, vec![(0.1, 3.0), (f64::INFINITY, 5.0)]);
+    assert!(e.family("vllm:time_to_first_token_seconds_sum").is_none(), "absorbed");
+    assert_eq!(e.counter_sum("vllm:request_success_total", &LabelFilter::new()), Some(5.0));
+    // A declared family keeps its type, and an untyped `_bucket` without `le` is left alone.
+    let e = parse("# TYPE x gauge\nx 1\ny_bucket{a=\"1\"} 2\n");
+    assert_eq!(e.family("x").unwrap().kind, MetricType::Gauge);
+    assert_eq!(e.family("y_bucket").unwrap().kind, MetricType::Untyped);
+}

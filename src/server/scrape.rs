@@ -68,7 +68,10 @@ pub fn parse_body(url: &str, text: String, content_type: String, elapsed_s: f64)
 #[derive(Clone)]
 pub struct MetricsClient {
     client: reqwest::Client,
-    url: String,
+    /// Used to connect only (it may hold a password).
+    connect_url: String,
+    /// In errors, results and logs.
+    shown: String,
     timeout: Duration,
 }
 
@@ -80,26 +83,32 @@ impl MetricsClient {
 
     /// Scrape with an existing client (a burst shares its one client); `timeout` bounds each scrape.
     pub fn with_client(client: reqwest::Client, url: String, timeout: Duration) -> MetricsClient {
-        MetricsClient { client, url, timeout }
+        let shown = crate::http::redact_url(&url);
+        MetricsClient { client, connect_url: url, shown, timeout }
     }
 
+    /// The URL as shown and stored (a password in it redacted).
     pub fn url(&self) -> &str {
-        &self.url
+        &self.shown
     }
 
     pub async fn scrape(&self) -> Result<Scrape, ScrapeError> {
         let t0 = Instant::now();
-        let url = self.url.clone();
-        let resp =
-            self.client.get(&url).timeout(self.timeout).header(reqwest::header::ACCEPT, ACCEPT).send().await.map_err(
-                |e| {
-                    if e.is_timeout() {
-                        ScrapeError::Timeout { url: url.clone(), secs: self.timeout.as_secs_f64() }
-                    } else {
-                        ScrapeError::Connect { url: url.clone(), detail: describe_reqwest(&e) }
-                    }
-                },
-            )?;
+        let url = self.shown.clone();
+        let resp = self
+            .client
+            .get(&self.connect_url)
+            .timeout(self.timeout)
+            .header(reqwest::header::ACCEPT, ACCEPT)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    ScrapeError::Timeout { url: url.clone(), secs: self.timeout.as_secs_f64() }
+                } else {
+                    ScrapeError::Connect { url: url.clone(), detail: describe_reqwest(&e) }
+                }
+            })?;
         let status = resp.status().as_u16();
         if !resp.status().is_success() {
             return Err(ScrapeError::Status { url, status });

@@ -20,6 +20,8 @@ pub const DEFAULT_REQUESTS: u64 = 100;
 pub const DEFAULT_CONCURRENCY: u32 = 8;
 /// The first-token limit when none is set (or `timeout`, when that is shorter).
 pub const DEFAULT_FIRST_TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default `target_lost_after`: well past a blip, far short of a flood of failures.
+pub const DEFAULT_TARGET_LOST_AFTER: u64 = 100;
 /// The default `inter_chunk_timeout`: generous, a stalled stream rather than a slow one.
 pub const DEFAULT_INTER_CHUNK_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest duration any key accepts (a year): far beyond any sensible
@@ -78,6 +80,9 @@ pub struct Workload {
     pub first_token_timeout: Option<Duration>,
     /// `connect_timeout` (default `"10s"`): time limit to establish a connection.
     pub connect_timeout: Duration,
+    /// `target_lost_after` (default 100, 0 = never): this many connection failures in a row,
+    /// across the burst, end it early as `target_lost` (every record up to then kept).
+    pub target_lost_after: u64,
     /// `inter_chunk_timeout` (default `"30s"`): after the first token, the longest wait for the
     /// next one before the stream counts as stalled (`stall_timeout`); `timeout` still bounds it.
     pub inter_chunk_timeout: Duration,
@@ -118,6 +123,7 @@ impl Default for Workload {
             first_token_timeout: None,
             connect_timeout: Duration::from_secs(10),
             inter_chunk_timeout: DEFAULT_INTER_CHUNK_TIMEOUT,
+            target_lost_after: DEFAULT_TARGET_LOST_AFTER,
             goodput: Slo::default(),
             idle_window: Duration::from_secs(1),
             settle_timeout: Duration::from_secs(5),
@@ -209,6 +215,11 @@ pub struct WorkloadPatch {
     #[arg(long, value_parser = parse_duration)]
     #[serde(skip)]
     pub inter_chunk_timeout: Option<Duration>,
+    /// End the burst early as target_lost after this many connection failures in a row
+    /// (0: never) [default: 100].
+    #[arg(long)]
+    #[serde(skip)]
+    pub target_lost_after: Option<u64>,
     /// Goodput SLOs in ms, e.g. --goodput ttft:500 tpot:50 e2el:5000.
     #[arg(long, num_args = 1.., value_parser = parse_slo_term)]
     #[serde(skip)]
@@ -257,6 +268,7 @@ impl WorkloadPatch {
             ("first_token_timeout", p.first_token_timeout.is_some()),
             ("connect_timeout", p.connect_timeout.is_some()),
             ("inter_chunk_timeout", p.inter_chunk_timeout.is_some()),
+            ("target_lost_after", p.target_lost_after.is_some()),
             ("goodput.ttft_ms", slo(|s| s.ttft_ms)),
             ("goodput.tpot_ms", slo(|s| s.tpot_ms)),
             ("goodput.e2el_ms", slo(|s| s.e2el_ms)),
@@ -327,6 +339,7 @@ impl Workload {
         set_some(&mut self.first_token_timeout, p.first_token_timeout);
         set(&mut self.connect_timeout, p.connect_timeout);
         set(&mut self.inter_chunk_timeout, p.inter_chunk_timeout);
+        set(&mut self.target_lost_after, p.target_lost_after);
         if let Some(terms) = &p.goodput {
             self.goodput = terms.iter().fold(Slo::default(), |acc, t| acc.merged(t));
         }
