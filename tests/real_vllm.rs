@@ -212,3 +212,65 @@ fn docker_log_validation_on_the_real_server() {
     assert!(generated > 0.0 || stats["peak_running"].as_u64().unwrap() >= 1, "{d:#}");
     assert!(stdout.contains("Docker Log Validation"), "{stdout}");
 }
+
+#[test]
+#[ignore = "needs a real vLLM in a container: run scripts/test.sh"]
+fn a_real_server_restarted_mid_burst_is_lost_with_bounded_failures() {
+    let _one_at_a_time = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let (url, model) = real_vllm();
+    let container = std::env::var("LLM_LOADTEST_REAL_VLLM_CONTAINER")
+        .expect("LLM_LOADTEST_REAL_VLLM_CONTAINER is not set: start the real vLLM with start.sh --docker (scripts/test.sh does)");
+    // 3 s into a 40 s closed loop at concurrency 8, the container restarts (vLLM needs ~30 s
+    // to serve again): the burst must end as target_lost, with its failures bounded.
+    let c = container.clone();
+    let restart = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        let out = std::process::Command::new("docker").args(["restart", "-t", "2", &c]).output().unwrap();
+        assert!(out.status.success(), "docker restart: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    let t = std::time::Instant::now();
+    let (v, _) = run_json(&[
+        "--target",
+        &url,
+        "--model",
+        &model,
+        "--duration",
+        "40s",
+        "--concurrency",
+        "8",
+        "--max-tokens",
+        "8",
+        "--skip-validation",
+    ]);
+    let took = t.elapsed();
+    restart.join().unwrap();
+    let errors = &v["errors"];
+    let failed = v["failed"].as_u64().unwrap();
+    println!("restarted mid-burst: {took:?}, completed {}, failed {failed}, errors {errors}", v["completed"]);
+    assert!(v["target_lost"].is_string(), "{v:#}");
+    assert!(failed < 1000, "{failed} failure records");
+    assert!(took < std::time::Duration::from_secs(40), "ended early: {took:?}");
+    let by_kind: u64 = errors.as_object().unwrap().values().map(|n| n.as_u64().unwrap()).sum();
+    assert_eq!(by_kind, failed, "every failure counted by kind: {errors}");
+    // Leave the server as the other tests expect it: serving, and warm.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("warm.json");
+    loop {
+        let _ = std::fs::remove_file(&out);
+        let _ = std::process::Command::new(env!("CARGO_BIN_EXE_llm-loadtest"))
+            .args(["run", "--target", &url, "--model", &model, "--requests", "8", "--concurrency", "2"])
+            .args(["--max-tokens", "8", "--skip-validation", "--quiet", "--output"])
+            .arg(&out)
+            .output();
+        let completed = std::fs::read(&out)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["completed"].as_u64());
+        if completed == Some(8) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the real vLLM did not come back within 180 s");
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+}
