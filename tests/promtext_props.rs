@@ -174,6 +174,7 @@ fn exposition() -> impl Strategy<Value = Exposition> {
         families,
         line_errors: Vec::new(),
         format: Format::Classic,
+        truncated: false,
     })
 }
 

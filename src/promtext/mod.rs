@@ -221,9 +221,18 @@ pub struct Exposition {
     pub families: Vec<Family>,
     pub line_errors: Vec<LineError>,
     pub format: Format,
+    /// The text ended inside a sample line (no final newline): most likely cut in transit.
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 impl Exposition {
+    /// True when the text ended inside a sample line (no final newline, which every line of the
+    /// format has): its figures are not to be judged.
+    pub fn looks_cut(&self) -> bool {
+        self.truncated
+    }
+
     /// The family with exactly this name (as declared by `# TYPE`, or the sample name when untyped).
     pub fn family(&self, name: &str) -> Option<&Family> {
         self.families.iter().find(|f| f.name == name)

@@ -20,13 +20,20 @@ pub fn parse(text: &str) -> Exposition {
     // About one sample per 100 bytes in real scrapes; spares the duplicate check most rehashing.
     builder.seen.reserve(text.len() / 100);
     let mut scratch = Vec::new();
+    let mut last = (0usize, "");
     for (index, raw) in text.split('\n').enumerate() {
         let line = raw.strip_suffix('\r').unwrap_or(raw);
+        last = (index + 1, line);
         if builder.line(index + 1, line, &mut scratch).is_break() {
+            last = (0, "");
             break;
         }
     }
-    builder.finish()
+    // Every line of the format ends in a newline: a last sample without one was most likely
+    // cut in transit (a proxy, a timeout), and its value may be a prefix of the real one.
+    let (_, line) = last;
+    let truncated = !line.trim().is_empty() && !line.trim_start().starts_with('#');
+    Exposition { truncated, ..builder.finish() }
 }
 
 /// FxHash-style hasher: the keys are short strings from the scraped server, and SipHash would
@@ -324,7 +331,7 @@ impl Builder {
                 }
             }
         }
-        Exposition { families: self.families, line_errors: self.errors, format }
+        Exposition { families: self.families, line_errors: self.errors, format, truncated: false }
     }
 }
 

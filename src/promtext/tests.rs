@@ -656,3 +656,12 @@ fn histograms_without_type_lines_are_read_by_their_suffixes() {
     assert_eq!(e.family("x").unwrap().kind, MetricType::Gauge);
     assert_eq!(e.family("y_bucket").unwrap().kind, MetricType::Untyped);
 }
+
+#[test]
+fn an_exposition_cut_mid_line_is_flagged() {
+    let cut = parse("# TYPE a counter\na_total 12\nb_total 3");
+    assert!(cut.looks_cut(), "{:?}", cut.line_errors);
+    for whole in ["# TYPE a counter\na_total 12\n", "a_total 1\n# EOF", "a_total 1\n\n", ""] {
+        assert!(!parse(whole).looks_cut(), "{whole:?}");
+    }
+}

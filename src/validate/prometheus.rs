@@ -78,6 +78,14 @@ pub fn evaluate(inputs: &PrometheusInputs<'_>, client: &ClientFigures, tol: &Tol
         (Ok(b), Ok(a)) => (*b, *a),
     };
     info.version_hint = catalogue::implied_vllm_version(after);
+    for (when, e) in [("before", before), ("after", after)] {
+        if e.looks_cut() {
+            let reason = format!(
+                "the /metrics snapshot {when} the burst looks cut (its last line has no newline): its figures are not judged"
+            );
+            return (Section::skipped(reason), info);
+        }
+    }
     if !catalogue::has_vllm_metrics(before) || !catalogue::has_vllm_metrics(after) {
         let reason = "the server exports no vllm: metrics (not a vLLM server, or vLLM run with --disable-log-stats): nothing to cross-check";
         return (Section::skipped(reason), info);
@@ -185,6 +193,22 @@ mod tests {
 
     fn status(s: &Section, check: &str) -> Status {
         s.comparisons.iter().find(|c| c.check == check).unwrap().status
+    }
+
+    #[test]
+    fn a_snapshot_cut_mid_line_is_not_judged() {
+        let b = expo(5.0, 50.0, 100.0, 0.25, 5.0);
+        let whole = expo(15.0, 150.0, 300.0, 0.77, 15.0);
+        // The same text cut inside its last sample line (its last character lost).
+        let text = whole.render();
+        let text = text.trim_end();
+        let cut = parse(&text[..text.len() - 1]);
+        assert!(cut.looks_cut());
+        let (s, _) = evaluate(&inputs(&b, &cut, None), &client(), &Tolerances::default());
+        assert_eq!(s.status, Status::Skip, "{s:?}");
+        assert!(s.reason.as_deref().unwrap().contains("looks cut"), "{s:?}");
+        let (s, _) = evaluate(&inputs(&b, &whole, None), &client(), &Tolerances::default());
+        assert_ne!(s.status, Status::Skip);
     }
 
     #[test]

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Fuzz each target for a fixed number of executions (default 10 million) and
+# print libFuzzer's summary lines: executions, speed, and whether it crashed.
+# Not part of the test command: it needs the nightly toolchain and
+# `cargo install cargo-fuzz`, and takes minutes per target.
+#   scripts/fuzz.sh [RUNS] [TARGET...]      (targets: parse sse logs)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+runs=${1:-10000000}
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(parse sse logs)
+cd "$root/fuzz"
+for t in "${targets[@]}"; do
+  mkdir -p "corpus/$t"
+  seeds=()
+  case $t in
+    parse) seeds=("$root/tests/golden/promtext") ;;
+    logs) seeds=("$root/tests/golden/logs") ;;
+  esac
+  echo "== $t: $runs runs"
+  start=$(date +%s)
+  cargo +nightly fuzz run "$t" "corpus/$t" "${seeds[@]}" -- -runs="$runs" -max_len=65536 -print_final_stats=1 2>&1 \
+    | grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb|==[0-9]+== ERROR|SUMMARY|Done)' || true
+  echo "   exit ${PIPESTATUS[0]}, $(( $(date +%s) - start )) s"
+done
