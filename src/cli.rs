@@ -127,7 +127,7 @@ pub enum InspectCommand {
 fn parse_fraction(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number; use a fraction like 0.05 for ±5%"))?;
     if !(v.is_finite() && v > 0.0 && v <= 10.0) {
-        return Err(format!("`{s}`: the tolerance must be a fraction above 0 (0.05 = ±5%)"));
+        return Err(format!("`{s}`: the tolerance must be a fraction above 0 and at most 10 (0.05 = ±5%)"));
     }
     Ok(v)
 }
@@ -260,5 +260,14 @@ mod tests {
         assert!(run(&["--extra-body", "[1]"]).unwrap_err().contains("JSON object"));
         assert!(run(&["--extra-body", "{"]).unwrap_err().contains("not valid JSON"));
         assert_eq!(run(&["--rate", "-1"]).unwrap().rate, Some(-1.0));
+    }
+
+    #[test]
+    fn a_tolerance_out_of_range_names_the_range() {
+        for bad in ["11", "0", "-0.1", "NaN"] {
+            let e = parse_fraction(bad).unwrap_err();
+            assert!(e.contains("above 0 and at most 10"), "{bad}: {e}");
+        }
+        assert_eq!(parse_fraction("10"), Ok(10.0));
     }
 }
