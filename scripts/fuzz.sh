@@ -4,6 +4,7 @@
 # Not part of the test command: it needs the nightly toolchain and
 # `cargo install cargo-fuzz`, and takes minutes per target.
 #   scripts/fuzz.sh [RUNS] [TARGET...]      (targets: parse sse logs)
+#   FUZZ_SECONDS=N caps each target's time as well (libFuzzer's -max_total_time).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-10000000}
@@ -20,7 +21,13 @@ for t in "${targets[@]}"; do
   esac
   echo "== $t: $runs runs"
   start=$(date +%s)
-  cargo +nightly fuzz run "$t" "corpus/$t" "${seeds[@]}" -- -runs="$runs" -max_len=65536 -print_final_stats=1 2>&1 \
-    | grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb|==[0-9]+== ERROR|SUMMARY|Done)' || true
-  echo "   exit ${PIPESTATUS[0]}, $(( $(date +%s) - start )) s"
+  log="target/fuzz-$t.log"
+  mkdir -p target
+  status=0
+  limit=()
+  [ -z "${FUZZ_SECONDS:-}" ] || limit=(-max_total_time="$FUZZ_SECONDS")
+  cargo +nightly fuzz run "$t" "corpus/$t" "${seeds[@]}" -- -runs="$runs" "${limit[@]}" -max_len=65536 -print_final_stats=1 \
+    >"$log" 2>&1 || status=$?
+  grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb|==[0-9]+== ERROR|SUMMARY|Done|error)' "$log" || true
+  echo "   exit $status, $(( $(date +%s) - start )) s (full output: fuzz/$log)"
 done
