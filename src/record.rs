@@ -50,6 +50,11 @@ impl Outcome {
         Outcome::Cancelled,
     ];
 
+    /// No connection could be made (the target is down or refusing).
+    pub fn is_connect_failure(self) -> bool {
+        matches!(self, Outcome::ConnectError | Outcome::ConnectTimeout)
+    }
+
     pub fn as_label(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",

@@ -113,7 +113,7 @@ impl Shared {
     /// Count a connection failure (or reset the count on any answer); past the budget the
     /// target is lost and no new request starts.
     fn count_connect_failure(&self, outcome: Outcome) {
-        if !matches!(outcome, Outcome::ConnectError | Outcome::ConnectTimeout) {
+        if !outcome.is_connect_failure() {
             if outcome != Outcome::Cancelled {
                 self.connect_failures.store(0, Ordering::Relaxed);
             }
@@ -260,10 +260,7 @@ async fn closed_loop(
                     break;
                 }
                 let outcome = shared.one(first_index + n, warmup, start, due_s, &phase).await;
-                failures = match outcome {
-                    Outcome::ConnectError | Outcome::ConnectTimeout => failures.saturating_add(1),
-                    _ => 0,
-                };
+                failures = if outcome.is_connect_failure() { failures.saturating_add(1) } else { 0 };
             }
         }));
     }

@@ -182,12 +182,11 @@ where
             if let Some(e) = self.fault.take() {
                 return Err(StreamFault::Sse(e));
             }
-            tokio::task::consume_budget().await;
-            let bytes = match timeout_at(at, self.body.next()).await {
-                Err(_) => return Err(StreamFault::Deadline(outcome, why)),
-                Ok(None) => return Ok(None),
-                Ok(Some(Err(e))) => return Err(StreamFault::Transport(describe_reqwest(&e))),
-                Ok(Some(Ok(b))) => b,
+            let bytes = match next_chunk(&mut self.body, at).await {
+                Chunk::Deadline => return Err(StreamFault::Deadline(outcome, why)),
+                Chunk::End => return Ok(None),
+                Chunk::Broke(e) => return Err(StreamFault::Transport(e)),
+                Chunk::Bytes(b) => b,
             };
             self.bytes += bytes.len() as u64;
             let mut out = Vec::new();
@@ -284,6 +283,29 @@ async fn read_stream(
     record
 }
 
+/// One read of a response body.
+enum Chunk {
+    Bytes(bytes::Bytes),
+    End,
+    Deadline,
+    Broke(String),
+}
+
+/// The next bytes of `body` by `deadline`. The read first gives back the task's scheduler
+/// budget when it is spent, so a peer whose bytes are always ready cannot starve a cancel.
+async fn next_chunk<S>(body: &mut S, deadline: Instant) -> Chunk
+where
+    S: futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin,
+{
+    tokio::task::consume_budget().await;
+    match timeout_at(deadline, body.next()).await {
+        Err(_) => Chunk::Deadline,
+        Ok(None) => Chunk::End,
+        Ok(Some(Err(e))) => Chunk::Broke(describe_reqwest(&e)),
+        Ok(Some(Ok(b))) => Chunk::Bytes(b),
+    }
+}
+
 /// Why a body could not be read whole.
 enum BodyFault {
     Deadline,
@@ -299,12 +321,11 @@ async fn read_body(resp: reqwest::Response, deadline: Instant, limit: usize) -> 
         if Instant::now() >= deadline {
             return Err(BodyFault::Deadline);
         }
-        tokio::task::consume_budget().await;
-        match timeout_at(deadline, body.next()).await {
-            Err(_) => return Err(BodyFault::Deadline),
-            Ok(None) => return Ok(out),
-            Ok(Some(Err(e))) => return Err(BodyFault::Transport(describe_reqwest(&e))),
-            Ok(Some(Ok(b))) => {
+        match next_chunk(&mut body, deadline).await {
+            Chunk::Deadline => return Err(BodyFault::Deadline),
+            Chunk::End => return Ok(out),
+            Chunk::Broke(e) => return Err(BodyFault::Transport(e)),
+            Chunk::Bytes(b) => {
                 if out.len() + b.len() > limit {
                     return Err(BodyFault::TooLarge(limit));
                 }
