@@ -132,7 +132,7 @@ fn ensure_monotonic(buckets: &mut [(f64, f64)]) {
 }
 
 /// Parse an `le` label value (`0.1`, `1.0`, `+Inf`).
-fn parse_le(le: &str) -> Option<f64> {
+pub(super) fn parse_le(le: &str) -> Option<f64> {
     le.trim().parse::<f64>().ok().filter(|v| !v.is_nan())
 }
 

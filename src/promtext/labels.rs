@@ -90,6 +90,11 @@ impl Labels {
     }
 
     /// A copy without the label `name` (e.g. `le`, to get a histogram's series labels).
+    /// Equal to `other` once the label `name` is left out of both (the series of a bucket).
+    pub fn eq_without(&self, other: &Labels, name: &str) -> bool {
+        self.iter().filter(|(k, _)| *k != name).eq(other.iter().filter(|(k, _)| *k != name))
+    }
+
     pub fn without(&self, name: &str) -> Labels {
         let kept = self.iter().filter(|(k, _)| *k != name);
         Labels::from_sorted(kept.clone(), kept.count())

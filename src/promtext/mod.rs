@@ -191,6 +191,10 @@ pub struct Family {
     pub unit: Option<String>,
     /// In document order.
     pub samples: Vec<Sample>,
+    /// Why this family's figures are not to be judged, when the parser saw it break the format
+    /// (a duplicate series, cumulative bucket counts that go down). The first flaw found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flaw: Option<String>,
 }
 
 impl Family {
@@ -231,6 +235,12 @@ impl Exposition {
     /// format has): its figures are not to be judged.
     pub fn looks_cut(&self) -> bool {
         self.truncated
+    }
+
+    /// Why the counter or histogram `name` is not to be judged in this snapshot, if the parser
+    /// found its family broken (see [`Family::flaw`]).
+    pub fn flaw_of(&self, name: &str) -> Option<&str> {
+        self.counter_family(name).or_else(|| self.family(name)).and_then(|f| f.flaw.as_deref())
     }
 
     /// The family with exactly this name (as declared by `# TYPE`, or the sample name when untyped).

@@ -6,6 +6,7 @@ use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
+use super::histogram::parse_le;
 use super::{Exemplar, Exposition, Family, Format, Labels, LineError, MetricType, Sample, Timestamp, TimestampUnit};
 
 /// Sample-name suffixes a typed family may own (see the module docs).
@@ -257,7 +258,13 @@ impl Builder {
         if !self.seen.insert(hasher.finish())
             && self.families[i].samples.iter().any(|s| s.name == name && s.labels == labels)
         {
+            let flaw = format!("duplicate series {name}{labels:?} (line {line_no})");
+            self.families[i].flaw.get_or_insert(flaw);
             return self.error(line_no, line, "duplicate series, first value kept");
+        }
+        if let Some(message) = self.bucket_goes_down(i, &name, &labels, parsed.value) {
+            self.families[i].flaw.get_or_insert(format!("{message} (line {line_no})"));
+            self.error(line_no, line, &format!("{message}, sample kept"));
         }
         let exemplar = match parsed.exemplar {
             Some(Ok(exemplar)) => {
@@ -278,6 +285,25 @@ impl Builder {
             timestamp: parsed.timestamp.map(|value| Timestamp { value, unit: TimestampUnit::Milliseconds }),
             exemplar,
         });
+    }
+
+    /// A cumulative bucket count lower than the one of the smaller bucket printed just before it
+    /// in the same series: the histogram is broken. Only neighbours are compared (every exporter
+    /// prints a series' buckets together, in ascending order), which keeps this O(1) per line.
+    fn bucket_goes_down(&self, family: usize, name: &str, labels: &Labels, count: f64) -> Option<String> {
+        let f = &self.families[family];
+        if !f.kind.is_histogram() || name.strip_prefix(f.name.as_str()) != Some("_bucket") {
+            return None;
+        }
+        let le = parse_le(labels.get("le")?)?;
+        let prev = f.samples.last().filter(|s| *s.name == *name && s.labels.eq_without(labels, "le"))?;
+        let prev_le = parse_le(prev.labels.get("le")?)?;
+        (prev_le < le && count < prev.value).then(|| {
+            format!(
+                "histogram {} bucket counts go down: le={prev_le} has {} but le={le} has {count}",
+                f.name, prev.value
+            )
+        })
     }
 
     /// Histograms that lost their `# TYPE` line (federation, some proxies, a pasted copy): an

@@ -304,6 +304,32 @@ fn error_duplicate_series_keeps_first() {
     assert_eq!(exp.line_errors[0].line_no, 2);
     assert!(exp.line_errors[0].message.contains("duplicate series"));
     assert_eq!(exp.gauge_values("m", &all()), vec![1.0, 3.0]);
+    assert!(exp.flaw_of("m").unwrap().contains("duplicate series"), "{:?}", exp.flaw_of("m"));
+}
+
+#[test]
+fn cumulative_buckets_that_go_down_flag_the_histogram() {
+    let text = "# TYPE h histogram\n\
+                h_bucket{le=\"0.1\",x=\"a\"} 5\nh_bucket{le=\"1\",x=\"a\"} 3\nh_bucket{le=\"+Inf\",x=\"a\"} 7\n\
+                h_count{x=\"a\"} 7\nh_sum{x=\"a\"} 2\n";
+    let exp = parse(text);
+    assert_eq!(exp.line_errors.len(), 1, "{:?}", exp.line_errors);
+    assert_eq!(exp.line_errors[0].line_no, 3);
+    assert!(exp.line_errors[0].message.contains("bucket counts go down"), "{:?}", exp.line_errors);
+    assert!(exp.flaw_of("h").unwrap().contains("le=0.1 has 5 but le=1 has 3"), "{:?}", exp.flaw_of("h"));
+    // The samples are kept: only the judgement is withheld.
+    assert_eq!(exp.histogram("h", &all()).unwrap().count, 7.0);
+
+    // Monotonic buckets, two series printed one after the other, are not flagged: the first
+    // bucket of the second series is lower than the last of the first, as it may be.
+    let ok = parse(
+        "# TYPE h histogram\nh_bucket{le=\"1\",x=\"a\"} 5\nh_bucket{le=\"+Inf\",x=\"a\"} 9\n\
+         h_bucket{le=\"1\",x=\"b\"} 1\nh_bucket{le=\"+Inf\",x=\"b\"} 1\n",
+    );
+    assert!(ok.line_errors.is_empty(), "{:?}", ok.line_errors);
+    assert_eq!(ok.flaw_of("h"), None);
+    // A gauge that goes down between lines is no flaw.
+    assert_eq!(parse("# TYPE g gauge\ng{le=\"1\"} 5\ng{le=\"2\"} 1\n").flaw_of("g"), None);
 }
 
 #[test]

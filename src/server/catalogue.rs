@@ -135,7 +135,19 @@ fn explain(metric: &str, e: DeltaError) -> String {
     }
 }
 
+/// A family the parser found broken in either snapshot is never judged (issue 11: judge only
+/// what was read).
+fn unflawed(before: &Exposition, after: &Exposition, name: &str) -> Result<(), String> {
+    for (which, snapshot) in [("before", before), ("after", after)] {
+        if let Some(flaw) = snapshot.flaw_of(name) {
+            return Err(format!("the /metrics snapshot {which} the burst is malformed: {flaw}"));
+        }
+    }
+    Ok(())
+}
+
 fn counter(before: &Exposition, after: &Exposition, name: &str, filter: &LabelFilter) -> Figure {
+    unflawed(before, after, name)?;
     counter_delta(before, after, name, filter).map_err(|e| explain(name, e))
 }
 
@@ -145,6 +157,7 @@ fn histogram(
     name: &str,
     filter: &LabelFilter,
 ) -> Result<HistogramData, String> {
+    unflawed(before, after, name)?;
     histogram_delta(before, after, name, filter).map_err(|e| explain(name, e))
 }
 

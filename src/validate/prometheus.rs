@@ -212,6 +212,29 @@ mod tests {
     }
 
     #[test]
+    fn a_malformed_family_skips_its_checks_only() {
+        let b = expo(5.0, 50.0, 100.0, 0.25, 5.0);
+        let a = expo(15.0, 150.0, 300.0, 0.75, 15.0);
+        // The after snapshot prints the success counter's series twice (the second value differs):
+        // which one is true is unknown, so the request count is not judged; tokens still are.
+        let text = a.render().replacen(
+            "# TYPE vllm:prompt_tokens_total",
+            "vllm:request_success_total{finished_reason=\"length\",model_name=\"m\"} 99\n# TYPE vllm:prompt_tokens_total",
+            1,
+        );
+        let dup = parse(&text);
+        assert!(dup.line_errors.iter().any(|e| e.message.contains("duplicate series")), "{:?}", dup.line_errors);
+        let (s, _) = evaluate(&inputs(&b, &dup, None), &client(), &Tolerances::default());
+        let rc = s.comparisons.iter().find(|c| c.check == "request_count").unwrap();
+        assert_eq!(rc.status, Status::Skip, "{s:#?}");
+        assert!(rc.reason.as_deref().unwrap().contains("duplicate series"), "{rc:?}");
+        assert_eq!(status(&s, "prompt_tokens"), Status::Pass, "{s:#?}");
+        // Without the duplicate the same figures pass.
+        let (s, _) = evaluate(&inputs(&b, &a, None), &client(), &Tolerances::default());
+        assert_eq!(status(&s, "request_count"), Status::Pass, "{s:#?}");
+    }
+
+    #[test]
     fn a_clean_burst_passes() {
         let b = expo(5.0, 50.0, 100.0, 0.25, 5.0);
         let a = expo(15.0, 150.0, 300.0, 0.75, 15.0);
