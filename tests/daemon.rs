@@ -136,7 +136,8 @@ async fn metrics_hold_the_run_and_the_history_survives_a_restart() {
     assert_eq!(sample(&before, "llm_loadtest_schedule_interval_seconds", &[("target", "idle")]), None);
     d.shutdown().await;
 
-    // A new daemon on the same directory: same history, same counters, same last-run gauges.
+    // A new daemon on the same directory: same history and last-run gauges; counters and
+    // histograms start again from 0 (a restart is a counter reset, as in any exporter).
     let d = Running::start(config(&toml, dir.path())).await;
     let runs = get_json(&d.url("/api/v1/runs")).await;
     assert_eq!(runs["runs"].as_array().unwrap().len(), 1);
@@ -151,7 +152,17 @@ async fn metrics_hold_the_run_and_the_history_survives_a_restart() {
         ("llm_loadtest_ttft_seconds_count", vec![]),
         ("llm_loadtest_ttft_seconds_sum", vec![]),
         ("llm_loadtest_itl_seconds_count", vec![]),
+    ] {
+        let labels: Vec<(&str, &str)> = t.iter().copied().chain(labels).collect();
+        assert!(sample(&before, name, &labels).unwrap() > 0.0, "{name}{labels:?} before the restart");
+        assert_eq!(sample(&after, name, &labels), Some(0.0), "{name}{labels:?} after the restart");
+    }
+    let started = |m: &str| sample(m, "process_start_time_seconds", &[]).unwrap();
+    assert!(started(&after) >= started(&before), "process_start_time_seconds");
+    for (name, labels) in [
         ("llm_loadtest_last_run_ttft_seconds", vec![("percentile", "p99")]),
+        ("llm_loadtest_last_success_timestamp_seconds", vec![]),
+        ("llm_loadtest_consecutive_failed_runs", vec![]),
         ("llm_loadtest_validation_drift_ratio", vec![("section", "prometheus"), ("check", "prompt_tokens")]),
         ("llm_loadtest_last_run_timestamp_seconds", vec![]),
     ] {
@@ -160,13 +171,21 @@ async fn metrics_hold_the_run_and_the_history_survives_a_restart() {
         assert!(b.is_some(), "{name}{labels:?} missing before the restart");
         assert_eq!(a, b, "{name}{labels:?} after the restart");
     }
-    // A second run counts on from the restored values.
+    // A second run counts from 0: exactly its own contribution.
     let (s, v) = post(&d.url("/api/v1/targets/sim/runs"), r#"{"requests": 5}"#, None).await;
     assert_eq!(s, 202, "{v}");
     wait_run(&d, "sim", v["run_id"].as_str().unwrap()).await;
     let m = metrics(&d).await;
-    assert_eq!(sample(&m, "llm_loadtest_requests_total", &[("target", "sim"), ("outcome", "ok")]), Some(25.0));
-    assert_eq!(sample(&m, "llm_loadtest_runs_total", &[("target", "sim"), ("result", "success")]), Some(2.0));
+    assert_eq!(sample(&m, "llm_loadtest_requests_total", &[("target", "sim"), ("outcome", "ok")]), Some(5.0));
+    assert_eq!(sample(&m, "llm_loadtest_runs_total", &[("target", "sim"), ("result", "success")]), Some(1.0));
+    assert_eq!(
+        sample(
+            &m,
+            "llm_loadtest_validation_sections_total",
+            &[("target", "sim"), ("section", "prometheus"), ("status", "PASS")]
+        ),
+        Some(1.0)
+    );
     d.shutdown().await;
     sim.shutdown().await;
 }
@@ -235,8 +254,10 @@ async fn shutdown_cancels_the_burst_in_flight_and_keeps_its_partial_result() {
     let full = get_json(&d.url(&format!("/api/v1/runs/{run_id}"))).await;
     assert_eq!(full["cancelled"], true);
     assert!(full["completed"].as_u64().unwrap() > 0, "the partial result keeps what completed");
+    // The cancelled run was counted by the process that ran it; this one restores its gauges.
     let m = metrics(&d).await;
-    assert_eq!(sample(&m, "llm_loadtest_runs_total", &[("target", "sim"), ("result", "cancelled")]), Some(1.0));
+    assert_eq!(sample(&m, "llm_loadtest_runs_total", &[("target", "sim"), ("result", "cancelled")]), Some(0.0));
+    assert_eq!(sample(&m, "llm_loadtest_last_run_success", &[("target", "sim")]), Some(0.0));
     d.shutdown().await;
     sim.shutdown().await;
 }
@@ -322,12 +343,16 @@ async fn a_burst_that_cannot_be_prepared_is_a_recorded_failure_and_frees_the_tar
     assert_eq!(runs["runs"].as_array().unwrap().len(), 2);
     assert_eq!(runs["runs"][0]["result"], "failed");
     d.shutdown().await;
-    // Failures are stored and replayed after a restart.
+    assert_eq!(sample(&m, "llm_loadtest_consecutive_failed_runs", &[("target", "sim")]), Some(2.0));
+    // Failures are stored and replayed after a restart: the streak and the last-run gauges come
+    // back, the counters start from 0.
     std::fs::write(&dataset, "{\"prompt\": \"hello\"}\n").unwrap();
     let d = Running::start(config(&toml, dir.path())).await;
     let m = metrics(&d).await;
-    assert_eq!(sample(&m, "llm_loadtest_run_failures_total", &reason), Some(2.0));
-    assert_eq!(sample(&m, "llm_loadtest_runs_total", &[("target", "sim"), ("result", "failed")]), Some(2.0));
+    assert_eq!(sample(&m, "llm_loadtest_consecutive_failed_runs", &[("target", "sim")]), Some(2.0));
+    assert_eq!(sample(&m, "llm_loadtest_last_run_success", &[("target", "sim")]), Some(0.0));
+    assert_eq!(sample(&m, "llm_loadtest_last_success_timestamp_seconds", &[("target", "sim")]), None);
+    assert_eq!(sample(&m, "llm_loadtest_run_failures_total", &reason), Some(0.0));
     d.shutdown().await;
 }
 
@@ -451,7 +476,8 @@ async fn a_run_where_no_request_completed_is_failed_not_a_success() {
     d.shutdown().await;
     let d = Running::start(config(&target_toml("sim", &sim.base_url(), 4, ""), dir.path())).await;
     let m = metrics(&d).await;
-    assert_eq!(sample(&m, "llm_loadtest_run_failures_total", &failed), Some(1.0), "{m}");
+    assert_eq!(sample(&m, "llm_loadtest_last_run_success", &[("target", "sim")]), Some(0.0), "{m}");
+    assert_eq!(sample(&m, "llm_loadtest_consecutive_failed_runs", &[("target", "sim")]), Some(1.0), "{m}");
     let runs = get_json(&d.url("/api/v1/runs?target=sim")).await;
     assert_eq!(runs["runs"][0]["result"], "failed", "{runs}");
     d.shutdown().await;

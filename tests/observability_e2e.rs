@@ -6,7 +6,10 @@
 //!   (b) metric drift injected into the simulator fires the drift alerts (per-run
 //!       LlmLoadtestValidationDrift and the continuous LlmLoadtestClientCountsExceedServer) in
 //!       Prometheus, and they reach Alertmanager with their labels, routed to the drift receiver;
-//!   (c) ERROR bursts injected into the simulator's logs fire LlmLoadtestServerLogErrors.
+//!   (c) ERROR bursts injected into the simulator's logs fire LlmLoadtestServerLogErrors;
+//! and, between (a) and (b), the daemon restarts with more runs than its history keeps, and no
+//! alert follows from the restart; then the simulator's TTFT is raised and
+//! LlmLoadtestPerformanceRegression fires and reaches Alertmanager, routed by its severity.
 //! Only the rules' `for:` durations are shortened; every expression is the shipped one.
 //! Ignored in a plain `cargo test`; scripts/test.sh installs `prometheus` and
 //! `prometheus-alertmanager`, starts the Docker Engine and builds the `llm-loadtest:local` image,
@@ -59,6 +62,22 @@ impl Stack {
                 panic!("{program}: {e}; install {package} (scripts/test.sh does); this test never skips")
             });
         self.children.push((name, child));
+    }
+
+    /// SIGTERM to the process `name` and wait for it to exit (the daemon drains and saves).
+    fn stop(&mut self, name: &str) {
+        let i = self.children.iter().position(|(n, _)| *n == name).unwrap();
+        let (_, mut child) = self.children.remove(i);
+        let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + WAIT;
+        while child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "{name} did not exit on SIGTERM");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Keep the log of the first life beside the second's.
+        let log = self.log(name);
+        let _ = std::fs::rename(&log, log.with_extension("before-restart.log"));
     }
 
     /// The last lines of every process's log and of the simulator's container, for failures.
@@ -262,6 +281,10 @@ settle_timeout = "2s"
 
 [targets.sim.schedule]
 interval = "3s"
+
+# Fewer runs than the test makes before the restart: the restart drops some from the history.
+[history]
+max_runs = 3
 "#,
             data = d.join("data").display()
         ),
@@ -358,6 +381,73 @@ scrape_configs:
     assert_eq!(interval.len(), 1, "{}", json!(interval));
     assert_eq!(interval[0]["value"][1], "3", "{}", json!(interval));
 
+    // The daemon restarts after more runs than its history keeps (max_runs = 3). Its counters
+    // start again from 0; no alert may follow from that.
+    wait_for(&mut stack, "more runs than the history keeps", async || {
+        let r = query(&prom, r#"sum(llm_loadtest_runs_total{target="sim"}) > 4"#).await?;
+        if r.is_empty() { Err("4 runs or fewer".to_owned()) } else { Ok(()) }
+    })
+    .await;
+    let started_before = query(&prom, r#"process_start_time_seconds{job="llm-loadtest"}"#).await.unwrap();
+    assert_eq!(started_before.len(), 1, "{}", json!(started_before));
+    stack.stop("daemon");
+    stack.spawn("daemon", env!("CARGO_BIN_EXE_llm-loadtest"), "llm-loadtest", &args.map(String::from));
+    wait_for(&mut stack, "daemon ready again", async || ready(&format!("{daemon}/readyz")).await).await;
+    wait_for(&mut stack, "two runs after the restart, scraped", async || {
+        let start = query(&prom, r#"process_start_time_seconds{job="llm-loadtest"}"#).await?;
+        if start.first().map(|s| &s["value"][1]) == started_before.first().map(|s| &s["value"][1]) {
+            return Err("the restarted daemon is not scraped yet".to_owned());
+        }
+        let r = query(&prom, r#"sum(llm_loadtest_runs_total{target="sim",result=~"success|warn"}) >= 2"#).await?;
+        if r.is_empty() { Err("fewer than 2 runs since the restart".to_owned()) } else { Ok(()) }
+    })
+    .await;
+    // Prometheus saw the counters reset once.
+    let resets = query(&prom, r#"resets(llm_loadtest_runs_total{target="sim",result="success"}[10m])"#).await.unwrap();
+    assert!(resets.iter().any(|s| s["value"][1] != "0"), "no reset seen: {}", json!(resets));
+    let caused_by_a_restart = [
+        "LlmLoadtestServerLogErrors",
+        "LlmLoadtestClientErrorRateHigh",
+        "LlmLoadtestRunsFailing",
+        "LlmLoadtestStale",
+        "LlmLoadtestValidationSkipping",
+        "LlmLoadtestPerformanceRegression",
+    ];
+    for name in caused_by_a_restart {
+        for state in ["pending", "firing"] {
+            let found = prometheus_alerts(&prom, name, state).await.unwrap_or_default();
+            assert!(found.is_empty(), "{name} {state} after a restart: {}", json!(found));
+        }
+    }
+
+    // A slower server: the simulator's TTFT goes from 20 ms to 220 ms. The baseline (the median
+    // of the runs before, some of them restored from the history) makes each run after it a
+    // regression on ttft_p90, and the second one fires the alert.
+    set_faults(&sim, json!({"extra_ttft_ms": 200})).await;
+    let regression_labels = json!({
+        "alertname": "LlmLoadtestPerformanceRegression", "severity": "warning", "job": "llm-loadtest",
+        "instance": format!("127.0.0.1:{daemon_port}"), "target": "sim", "figure": "ttft_p90",
+    });
+    let fired = wait_for(&mut stack, "LlmLoadtestPerformanceRegression firing in Prometheus", async || {
+        let alerts = prometheus_alerts(&prom, "LlmLoadtestPerformanceRegression", "firing").await?;
+        with_labels(&alerts, &regression_labels).cloned()
+    })
+    .await;
+    let worse: f64 = query(&prom, r#"llm_loadtest_last_run_regression_ratio{target="sim",figure="ttft_p90"}"#)
+        .await
+        .unwrap()
+        .first()
+        .and_then(|s| s["value"][1].as_str()?.parse().ok())
+        .unwrap();
+    assert!(worse > 2.0, "TTFT p90 about 10 times its baseline: {worse}; {fired}");
+    let received = wait_for(&mut stack, "LlmLoadtestPerformanceRegression in Alertmanager", async || {
+        with_labels(&alertmanager_alerts(&am, "LlmLoadtestPerformanceRegression").await?, &regression_labels).cloned()
+    })
+    .await;
+    assert_eq!(received["status"]["state"], "active", "{received}");
+    assert_eq!(received["receivers"], json!([{"name": "llm-loadtest-tickets"}]), "{received}");
+    set_faults(&sim, json!({})).await;
+
     // (b) Metric drift: the simulator leaves most requests out of its /metrics. Before, the
     // per-run count checks pass (a latency check may warn on a busy machine), so the alerts
     // below are the fault's doing. (The continuous ratio may touch 110% for a few seconds at
@@ -409,7 +499,7 @@ scrape_configs:
         })
         .await;
         assert_eq!(received["status"]["state"], "active", "{received}");
-        assert_eq!(received["receivers"], json!([{"name": "llm-loadtest-drift"}]), "{received}");
+        assert_eq!(received["receivers"], json!([{"name": "llm-loadtest-tickets"}]), "{received}");
         assert_eq!(&received["annotations"]["summary"], summary, "{received}");
         let runbook = received["annotations"]["runbook_url"].as_str().unwrap();
         assert!(runbook.ends_with(&format!("docs/alerts.md#{}", alertname.to_lowercase())), "{received}");
@@ -437,7 +527,7 @@ scrape_configs:
     })
     .await;
     assert_eq!(received["status"]["state"], "active", "{received}");
-    assert_eq!(received["receivers"], json!([{"name": "llm-loadtest-errors"}]), "{received}");
+    assert_eq!(received["receivers"], json!([{"name": "llm-loadtest-tickets"}]), "{received}");
 
     eprintln!("observability end to end: {:.1}s", started.elapsed().as_secs_f64());
     drop(stack);

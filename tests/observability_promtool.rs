@@ -48,3 +48,32 @@ fn amtool_checks_the_alertmanager_configuration() {
     // amtool also fails on a route naming an undefined receiver, and on bad matchers.
     assert!(text.contains("SUCCESS") && text.contains("inhibit rules"), "{text}");
 }
+
+/// Routing by severity: every severity an alert rule uses reaches its receiver, and only
+/// `critical` reaches the pager.
+#[test]
+#[ignore = "needs promtool and amtool: run scripts/test.sh"]
+fn alertmanager_routes_each_severity_to_its_receiver() {
+    let config = format!("--config.file={}", repo().join("alerts/alertmanager.yml").display());
+    for (labels, receiver) in [
+        (vec!["severity=critical", "alertname=LlmLoadtestRunsFailing"], "llm-loadtest-pager"),
+        (vec!["severity=warning", "alertname=LlmLoadtestRunsFailing"], "llm-loadtest-tickets"),
+        (vec!["severity=warning", "alertname=LlmLoadtestValidationDrift"], "llm-loadtest-tickets"),
+        (vec!["severity=info", "alertname=LlmLoadtestClientBound"], "llm-loadtest-null"),
+    ] {
+        let mut first = vec!["config", "routes", "test", config.as_str()];
+        first.extend(labels.iter().copied());
+        let text = run("amtool", "prometheus-alertmanager", &[], &first);
+        let routed: Vec<&str> = ["llm-loadtest-pager", "llm-loadtest-tickets", "llm-loadtest-null"]
+            .into_iter()
+            .filter(|r| text.contains(r))
+            .collect();
+        assert_eq!(routed, [receiver], "{labels:?}: {text}");
+    }
+    // Every severity the rules use is one of the three routed.
+    let rules = std::fs::read_to_string(repo().join("alerts/llm-loadtest.rules.yml")).unwrap();
+    for line in rules.lines().filter(|l| l.trim_start().starts_with("severity:")) {
+        let severity = line.trim_start().trim_start_matches("severity:").trim();
+        assert!(["critical", "warning", "info"].contains(&severity), "{line}");
+    }
+}

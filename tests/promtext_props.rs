@@ -165,7 +165,7 @@ fn family(index: usize) -> impl Strategy<Value = Family> {
                     samples.push(Sample { name: sample_name.into(), labels, value, timestamp, exemplar: None });
                 }
             }
-            Family { name, kind, help, unit: None, samples }
+            Family { name, kind, help, unit: None, samples, flaw: None }
         })
 }
 

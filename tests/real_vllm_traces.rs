@@ -133,8 +133,8 @@ async fn shared_server_bursts(otlp: String, container: Option<String>, endpoints
         let latency = |name| check(traces, name)["status"].as_str().unwrap_or("").to_owned();
         eprintln!(
             "burst {i} ({endpoint}): traces ttft {} e2e {}; ttft client-server {}; overall {}",
-            latency("ttft_mean_ms"),
-            latency("e2e_latency_mean_ms"),
+            latency("ttft_mean"),
+            latency("e2e_latency_mean"),
             traces["ttft_diff_ms"],
             validation["overall"]
         );

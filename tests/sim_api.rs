@@ -253,6 +253,28 @@ async fn http_error_fault_answers_every_request_with_the_status() {
 }
 
 #[tokio::test]
+async fn extra_ttft_fault_slows_the_first_token_and_the_server_histogram_sees_it() {
+    let sim = start().await;
+    let time_to_body = async |sim: &Sim| {
+        let t = Instant::now();
+        let resp = sim.post("/v1/completions", json!({"model": MODEL, "prompt": "hi", "max_tokens": 2})).await;
+        assert_eq!(resp.status(), 200);
+        resp.bytes().await.unwrap();
+        t.elapsed()
+    };
+    let plain = time_to_body(&sim).await;
+    assert!(plain < Duration::from_millis(200), "{plain:?}");
+    sim.handle.set_faults(Faults { extra_ttft_ms: 300, ..Faults::default() });
+    let slowed = time_to_body(&sim).await;
+    assert!(slowed >= Duration::from_millis(305), "5 ms TTFT + 300 ms: {slowed:?}");
+    // The server's own TTFT histogram records the slower first token (vLLM would too).
+    let metrics = sim.metrics().await;
+    let sum = series(&metrics, &format!("vllm:time_to_first_token_seconds_sum{{engine=\"0\",model_name=\"{MODEL}\"}}"));
+    assert!(sum >= 0.305, "{sum}");
+    sim.handle.shutdown().await;
+}
+
+#[tokio::test]
 async fn drop_from_metrics_fault_serves_the_client_but_hides_the_request() {
     let sim = start().await;
     // Through the control route this time.

@@ -139,6 +139,9 @@ pub struct Loaded {
     pub history: History,
     pub replay: Vec<(String, Replay)>,
     pub problems: Vec<String>,
+    /// The targets of the runs found interrupted at this start (one entry per run): the
+    /// previous process died before counting them, so this one counts them.
+    pub interrupted: Vec<String>,
 }
 
 /// A stored run, to replay into the exporter.
@@ -180,7 +183,7 @@ impl History {
         let mut problems = Vec::new();
         let mut entries = Vec::new();
         // Runs a crash interrupted (their start marker is left): recorded as failed now.
-        history.record_interrupted(&mut problems);
+        let interrupted = history.record_interrupted(&mut problems);
         for (target, dir) in history.run_dirs().map_err(|e| format!("cannot read {}: {e}", history.root.display()))? {
             let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             if name.ends_with(".tmp") {
@@ -204,7 +207,7 @@ impl History {
         let kept: std::collections::BTreeSet<String> =
             lock(&history.index).iter().map(|e| e.summary.run_id.clone()).collect();
         replay.retain(|(_, r)| kept.contains(r.run_id()));
-        Ok(Loaded { history, replay, problems })
+        Ok(Loaded { history, replay, problems, interrupted })
     }
 
     /// Before a burst: `TARGET/RUN_ID.started`, removed once its result or failure is written.
@@ -231,8 +234,9 @@ impl History {
 
     /// Every start marker without a recorded run becomes a `failure.json` (reason
     /// `interrupted`), so the run is listed, replayed and counted like any failed run.
-    fn record_interrupted(&self, problems: &mut Vec<String>) {
-        let Ok(targets) = std::fs::read_dir(&self.root) else { return };
+    fn record_interrupted(&self, problems: &mut Vec<String>) -> Vec<String> {
+        let mut found = Vec::new();
+        let Ok(targets) = std::fs::read_dir(&self.root) else { return found };
         for t in targets.flatten() {
             let Ok(files) = std::fs::read_dir(t.path()) else { continue };
             for f in files.flatten() {
@@ -256,6 +260,7 @@ impl History {
                             problems.push(format!("{}: {e}", path.display()));
                             continue;
                         }
+                        found.push(t.file_name().to_string_lossy().into_owned());
                     }
                     Ok(_) => {}
                     Err(e) => problems.push(format!("{}: {e}", path.display())),
@@ -263,6 +268,7 @@ impl History {
                 let _ = std::fs::remove_file(&path);
             }
         }
+        found
     }
 
     fn run_dirs(&self) -> std::io::Result<Vec<(String, PathBuf)>> {

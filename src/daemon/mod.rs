@@ -125,6 +125,7 @@ impl Daemon {
             if let Some(s) = t.schedule {
                 exporter.set_schedule_interval(&t.name, s.interval);
             }
+            exporter.set_regression_policy(&t.name, t.tolerances.regression, t.tolerances.latency_floor_ms);
         }
         let mut replayed = 0;
         for (target, r) in &loaded.replay {
@@ -132,10 +133,13 @@ impl Daemon {
                 continue;
             }
             match r {
-                Replay::Run(r) => exporter.record_run(target, r),
-                Replay::Failure(f) => exporter.record_failure_at(target, &f.reason, f.at),
+                Replay::Run(r) => exporter.restore_run(target, r),
+                Replay::Failure(f) => exporter.restore_failure(target, f.at),
             }
             replayed += 1;
+        }
+        for target in loaded.interrupted.iter().filter(|t| config.target(t).is_some()) {
+            exporter.count_failure(target, crate::exporter::REASON_INTERRUPTED);
         }
         tracing::info!(runs = replayed, data_dir = %config.data_dir.display(), "history loaded");
         Ok(Arc::new(Daemon {

@@ -161,7 +161,7 @@ mod tests {
             ended_at: jiff::Timestamp::from_second(1_790_000_010).unwrap(),
             result: "warn",
             verdict,
-            checks: vec![("request_count".into(), Status::Pass), ("ttft_mean_ms".into(), Status::Warn)],
+            checks: vec![("request_count".into(), Status::Pass), ("ttft_mean".into(), Status::Warn)],
             completed: 40,
             failed: 0,
             duration_s: 9.5,
@@ -199,7 +199,7 @@ mod tests {
         let h = render(&page);
         assert!(h.contains("a&lt;b&gt;") && !h.contains("a<b>"), "{h}");
         assert!(h.contains("m&quot;x"));
-        assert!(h.contains(r#"ttft_mean_ms <span class="badge warn">WARN</span>"#));
+        assert!(h.contains(r#"ttft_mean <span class="badge warn">WARN</span>"#));
         assert!(h.contains(r#"request_count <span class="badge pass">PASS</span>"#));
         assert!(h.contains("60 s ago"));
         assert!(h.contains("running") && h.contains("never"));

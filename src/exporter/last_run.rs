@@ -158,14 +158,14 @@ const OVERLAYS: [Overlay; 7] = [
         client: Some(|c| Some(c.total_output_tokens as f64)),
     },
     Overlay {
-        check: "ttft_mean_ms",
+        check: "ttft_mean",
         def: &m::LAST_RUN_TTFT_MEAN,
         other: m::SOURCE_SERVER,
         scale: 1e-3,
         client: Some(|c| c.ttft_ms.mean),
     },
     Overlay {
-        check: "e2e_latency_mean_ms",
+        check: "e2e_latency_mean",
         def: &m::LAST_RUN_E2E_LATENCY_MEAN,
         other: m::SOURCE_SERVER,
         scale: 1e-3,
@@ -195,7 +195,7 @@ pub(super) fn bounded_check(check: &str) -> bool {
 }
 
 /// Every validation section of a run, named as the `section` label.
-fn sections(v: &Validation) -> Vec<(&'static str, &Section)> {
+pub(super) fn sections(v: &Validation) -> Vec<(&'static str, &Section)> {
     let mut out = vec![(m::SECTION_PROMETHEUS, &v.prometheus)];
     out.extend(v.docker_logs.as_ref().map(|d| (m::SECTION_DOCKER_LOGS, &d.section)));
     out.extend(v.traces.as_ref().map(|t| (m::SECTION_TRACES, &t.section)));
@@ -326,6 +326,10 @@ fn validation(b: &mut SeriesBuilder<'_>, v: &Validation) {
     b.state_set(&m::VALIDATION_OVERALL_STATUS, &[], v.overall);
     for (section, s) in sections(v) {
         b.state_set(&m::VALIDATION_SECTION_STATUS, &[section], s.status);
+        if s.status == Status::Skip {
+            let reason = bounded_reason(s.reason.as_deref().unwrap_or("no reason given"));
+            b.push(&m::VALIDATION_SECTION_SKIP_REASON, &[section, &reason], Some(1.0));
+        }
         let mut seen: Vec<&str> = Vec::new();
         for c in &s.comparisons {
             if !bounded_check(&c.check) || seen.contains(&c.check.as_str()) {
@@ -346,4 +350,40 @@ fn validation(b: &mut SeriesBuilder<'_>, v: &Validation) {
             b.push(&m::VALIDATION_TOLERANCE, &labels, Some(c.tolerance));
         }
     }
+}
+
+/// A skip reason fit to be a label value: numbers (counts, percentages, times) become `#` and
+/// the text is cut at 160 characters, so one cause stays one series however its figures vary.
+pub(super) fn bounded_reason(reason: &str) -> String {
+    let mut out = String::with_capacity(reason.len().min(160));
+    let mut in_number = false;
+    for c in reason.chars() {
+        if out.len() >= 160 {
+            break;
+        }
+        let digit = c.is_ascii_digit() || (in_number && c == '.');
+        if digit {
+            if !in_number {
+                out.push('#');
+            }
+        } else {
+            out.push(c);
+        }
+        in_number = digit;
+    }
+    out
+}
+
+/// The baseline and regression series of one run, appended to its last-run series.
+pub(super) fn baseline_series(target: &str, judged: &[super::baseline::Judged], out: &mut Vec<Series>) {
+    let mut b = SeriesBuilder::new(target);
+    for j in judged {
+        if j.figure == "output_throughput" {
+            b.push(&m::BASELINE_OUTPUT_THROUGHPUT, &[], Some(j.baseline));
+        } else {
+            b.push(&m::BASELINE_LATENCY, &[j.figure], Some(j.baseline));
+        }
+        b.push(&m::LAST_RUN_REGRESSION, &[j.figure], Some(j.worse_ratio));
+    }
+    out.append(&mut b.out);
 }

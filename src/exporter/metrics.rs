@@ -57,6 +57,33 @@ const T: &[&str] = &["target"];
 // Runs
 // ---------------------------------------------------------------------------------------------
 
+/// When this daemon process started (seconds since the epoch). Every counter and histogram
+/// starts from 0 at a start, as in any exporter: this series tells a restart from a drop.
+pub const PROCESS_START_TIME: MetricDef = MetricDef {
+    name: "process_start_time_seconds",
+    help: "Start time of the process since unix epoch in seconds",
+    kind: Kind::Gauge,
+    labels: &[],
+};
+
+/// End of the last run of each target that ran (result `success` or `warn`), seconds since the
+/// epoch; restored from the history at start. Absent while no such run is known.
+pub const LAST_SUCCESS_TIMESTAMP: MetricDef = MetricDef {
+    name: "llm_loadtest_last_success_timestamp_seconds",
+    help: "End time of the last run of the target that ran (success or warn), seconds since the epoch",
+    kind: Kind::Gauge,
+    labels: T,
+};
+
+/// Runs of the target that failed one after the other, up to the latest (0 after a run that
+/// ran; cancelled runs leave it alone). Restored from the history at start.
+pub const CONSECUTIVE_FAILED_RUNS: MetricDef = MetricDef {
+    name: "llm_loadtest_consecutive_failed_runs",
+    help: "Runs of the target that failed in a row, up to the latest run",
+    kind: Kind::Gauge,
+    labels: T,
+};
+
 /// Runs per target by `result`: `success` (ran; validation PASS or SKIP or not asked for),
 /// `warn` (ran; validation WARN), `failed` (could not run: `record_failure`, or no measured
 /// request reached the target), `cancelled` (stopped by shutdown). All four exist at 0 from
@@ -279,7 +306,7 @@ pub const LAST_RUN_OUTPUT_TOKENS: MetricDef = MetricDef {
     kind: Kind::Gauge,
     labels: &["target", "source"],
 };
-/// Mean TTFT of the last run, client vs server (check `ttft_mean_ms`; the client figure is the
+/// Mean TTFT of the last run, client vs server (check `ttft_mean`; the client figure is the
 /// raw mean, the check compares it net of time outside the engine).
 pub const LAST_RUN_TTFT_MEAN: MetricDef = MetricDef {
     name: "llm_loadtest_last_run_ttft_mean_seconds",
@@ -304,7 +331,7 @@ pub const LAST_RUN_HTTP_200_RESPONSES: MetricDef = MetricDef {
     kind: Kind::Gauge,
     labels: &["target", "source"],
 };
-/// Mean end-to-end latency of the last run, client vs server (check `e2e_latency_mean_ms`).
+/// Mean end-to-end latency of the last run, client vs server (check `e2e_latency_mean`).
 pub const LAST_RUN_E2E_LATENCY_MEAN: MetricDef = MetricDef {
     name: "llm_loadtest_last_run_e2e_latency_mean_seconds",
     help: "Mean end-to-end latency of the last run, as the client measured it and as the server reported it",
@@ -362,6 +389,74 @@ pub const VALIDATION_TOLERANCE: MetricDef = MetricDef {
     help: "Relative tolerance each check of the last run was judged with",
     kind: Kind::Gauge,
     labels: &["target", "section", "check"],
+};
+
+/// Verdicts per check and status, one per run that judged (or skipped) the check: rules count
+/// WARN runs over a window (`increase(...{status="WARN"}[6h]) >= 2`) instead of reading one run.
+pub const VALIDATION_CHECKS: MetricDef = MetricDef {
+    name: "llm_loadtest_validation_checks_total",
+    help: "Client-vs-server check verdicts of the runs, by check and status",
+    kind: Kind::Counter,
+    labels: &["target", "section", "check", "status"],
+};
+/// Verdicts per section and status, one per run (a section skipped as a whole counts `SKIP`).
+pub const VALIDATION_SECTIONS: MetricDef = MetricDef {
+    name: "llm_loadtest_validation_sections_total",
+    help: "Validation section verdicts of the runs, by section and status",
+    kind: Kind::Counter,
+    labels: &["target", "section", "status"],
+};
+/// Why a section of the last run was skipped: `reason` is the section's reason with every
+/// number replaced by `#` and cut at 160 characters (the reasons come from a fixed set of
+/// sentences, so the values stay bounded). Absent for sections that were judged.
+pub const VALIDATION_SECTION_SKIP_REASON: MetricDef = MetricDef {
+    name: "llm_loadtest_validation_section_skip_reason_info",
+    help: "Why a validation section of the last run was skipped (1; the reason is a label)",
+    kind: Kind::Gauge,
+    labels: &["target", "section", "reason"],
+};
+
+// ---------------------------------------------------------------------------------------------
+// Performance against the target's own baseline
+// ---------------------------------------------------------------------------------------------
+
+/// The baseline of each latency figure (`figure`: `ttft_p90`, `itl_p90`, `tpot_p90`): the median
+/// of the runs that ran with the same workload in the 24 h before the last run (at least 3).
+pub const BASELINE_LATENCY: MetricDef = MetricDef {
+    name: "llm_loadtest_baseline_latency_seconds",
+    help: "Median of the p90 latency figure over the target's runs of the same workload in the 24 h before the last run",
+    kind: Kind::Gauge,
+    labels: &["target", "figure"],
+};
+/// The baseline output throughput (same window and runs as the latency baseline).
+pub const BASELINE_OUTPUT_THROUGHPUT: MetricDef = MetricDef {
+    name: "llm_loadtest_baseline_output_tokens_per_second",
+    help: "Median output throughput over the target's runs of the same workload in the 24 h before the last run",
+    kind: Kind::Gauge,
+    labels: T,
+};
+/// How much worse the last run was than the baseline, per figure (`ttft_p90`, `itl_p90`,
+/// `tpot_p90`, `output_throughput`): latency / baseline - 1, or baseline / throughput - 1; 0.3 =
+/// 30% worse, negative = better. Absent without a baseline.
+pub const LAST_RUN_REGRESSION: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_regression_ratio",
+    help: "How much worse the last run was than the target's baseline per figure (0.3 = 30% worse, negative = better)",
+    kind: Kind::Gauge,
+    labels: &["target", "figure"],
+};
+/// The configured `tolerances.regression` of the target.
+pub const REGRESSION_TOLERANCE: MetricDef = MetricDef {
+    name: "llm_loadtest_regression_tolerance_ratio",
+    help: "Relative regression against the baseline above which a run counts as regressed",
+    kind: Kind::Gauge,
+    labels: T,
+};
+/// Runs that regressed beyond the tolerance, per figure.
+pub const REGRESSIONS: MetricDef = MetricDef {
+    name: "llm_loadtest_performance_regressions_total",
+    help: "Runs whose figure was worse than the target's baseline by more than the tolerance",
+    kind: Kind::Counter,
+    labels: &["target", "figure"],
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -476,8 +571,9 @@ pub const LAST_RUN_LOG_WARNING_LINES: MetricDef = MetricDef {
 };
 
 /// Every metric, in exposition order.
-pub const METRICS: [MetricDef; 52] = [
+pub const METRICS: [MetricDef; 63] = [
     BUILD_INFO,
+    PROCESS_START_TIME,
     TARGET_INFO,
     SCHEDULE_INTERVAL,
     RUNNING,
@@ -487,6 +583,8 @@ pub const METRICS: [MetricDef; 52] = [
     HISTORY_WRITE_ERRORS,
     LAST_RUN_TIMESTAMP,
     LAST_RUN_SUCCESS,
+    LAST_SUCCESS_TIMESTAMP,
+    CONSECUTIVE_FAILED_RUNS,
     LAST_RUN_PHASE_DURATION,
     REQUESTS,
     PROMPT_TOKENS,
@@ -515,6 +613,14 @@ pub const METRICS: [MetricDef; 52] = [
     VALIDATION_OK,
     VALIDATION_DRIFT,
     VALIDATION_TOLERANCE,
+    VALIDATION_CHECKS,
+    VALIDATION_SECTIONS,
+    VALIDATION_SECTION_SKIP_REASON,
+    BASELINE_LATENCY,
+    BASELINE_OUTPUT_THROUGHPUT,
+    LAST_RUN_REGRESSION,
+    REGRESSION_TOLERANCE,
+    REGRESSIONS,
     LAST_RUN_KV_CACHE_USAGE_PEAK,
     LAST_RUN_PREFIX_CACHE_HIT,
     LAST_RUN_RUNNING_PEAK,
@@ -606,11 +712,19 @@ pub const CHECKS: [&str; 8] = [
     "request_count",
     "prompt_tokens",
     "generation_tokens",
-    "ttft_mean_ms",
-    "e2e_latency_mean_ms",
+    "ttft_mean",
+    "e2e_latency_mean",
     "http_200_count",
     "generation_throughput",
     "server_errors",
+];
+
+/// The checks each section produces, so their verdict counters exist at 0 from start-up and
+/// `increase()` sees a check's first WARN run (a series born at 1 hides it).
+pub const SECTION_CHECKS: [(&str, &[&str]); 3] = [
+    (SECTION_PROMETHEUS, &["request_count", "prompt_tokens", "generation_tokens", "ttft_mean", "e2e_latency_mean"]),
+    (SECTION_DOCKER_LOGS, &["request_count", "http_200_count", "generation_throughput", "server_errors"]),
+    (SECTION_TRACES, &["request_count", "prompt_tokens", "generation_tokens", "ttft_mean", "e2e_latency_mean"]),
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -635,14 +749,45 @@ pub(super) struct FailureLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct CheckLabels {
+    pub target: String,
+    pub section: &'static str,
+    pub check: String,
+    pub status: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct SectionLabels {
+    pub target: String,
+    pub section: &'static str,
+    pub status: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct FigureLabels {
+    pub target: String,
+    pub figure: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct OutcomeLabels {
     pub target: String,
     pub outcome: &'static str,
 }
 
-/// Histogram buckets shared by TTFT, ITL, TPOT and E2E latency (5 ms .. 60 s), so their
-/// `histogram_quantile`s are equally precise and comparable.
-pub const LATENCY_BUCKETS: [f64; 24] = [
+/// Buckets of the time-to-first-token and end-to-end latency histograms: 5 ms to 10 min (a
+/// long generation or a queued server exceeds a minute).
+pub const LATENCY_BUCKETS: [f64; 27] = [
     0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0,
-    20.0, 30.0, 45.0, 60.0,
+    20.0, 30.0, 45.0, 60.0, 120.0, 300.0, 600.0,
 ];
+
+/// Buckets of the inter-token latency and time-per-output-token histograms: 0.5 ms to 2 s
+/// (small models on current GPUs emit a token every 2 to 8 ms).
+pub const TOKEN_LATENCY_BUCKETS: [f64; 22] = [
+    0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15,
+    0.2, 0.3, 0.5, 1.0, 2.0,
+];
+
+/// `figure` of the performance baseline series: what a regression is judged on.
+pub const PERFORMANCE_FIGURES: [&str; 4] = ["ttft_p90", "itl_p90", "tpot_p90", "output_throughput"];

@@ -35,9 +35,17 @@
 //! scrapers that do not ask for OpenMetrics and for `promtool check metrics`, which reads only
 //! the classic format; [`Exporter::encode_for_accept`] picks one from an `Accept` header.
 //!
-//! Restarts: [`Exporter::restore`] replays persisted results through [`Exporter::record_run`]
-//! in order, so counters continue where they were instead of resetting.
+//! Restarts: counters and histograms start from 0 at every start, as in any exporter, and
+//! `process_start_time_seconds` says when. Prometheus' `rate()` and `increase()` read a drop to
+//! 0 as a reset and count only what came after it. Restoring them from the history instead made
+//! them come back *lower* than before whenever the retention had dropped runs, which
+//! `increase()` read as a reset plus the whole restored total (false pages), and mixed weeks of
+//! old runs into the histograms. (prometheus-client 0.25 cannot write `_created` samples, so
+//! there are none.) What is state, not a count, is restored: [`Exporter::restore_run`] and
+//! [`Exporter::restore_failure`] replay the history into the last-run gauges, the last-success
+//! time, the failed-run streak and the performance baselines.
 
+mod baseline;
 mod last_run;
 mod metrics;
 #[cfg(test)]
@@ -80,11 +88,16 @@ fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
+fn token_latency_histogram() -> Histogram {
+    Histogram::new(TOKEN_LATENCY_BUCKETS)
+}
+
 /// The accumulating families (updated in place) and the state the gauges are encoded from.
 /// Every update and every encoding holds `state`, so a scrape never sees half a run.
 #[derive(Debug)]
 struct Metrics {
     version: String,
+    start_time_s: f64,
     state: Mutex<BTreeMap<String, TargetState>>,
     runs: Family<RunLabels, Counter>,
     run_failures: Family<FailureLabels, Counter>,
@@ -99,6 +112,9 @@ struct Metrics {
     log_warning_lines: Family<TargetLabels, Counter>,
     scheduled_runs_skipped: Family<TargetLabels, Counter>,
     history_write_errors: Counter,
+    validation_checks: Family<CheckLabels, Counter>,
+    validation_sections: Family<SectionLabels, Counter>,
+    regressions: Family<FigureLabels, Counter>,
 }
 
 #[derive(Debug)]
@@ -108,7 +124,43 @@ struct TargetState {
     schedule_interval_s: Option<f64>,
     /// The last run's gauges; replaced as a whole.
     last: Vec<Series>,
+    /// End of the last run that ran (success or warn), seconds since the epoch.
+    last_success_s: Option<f64>,
+    consecutive_failed: u64,
+    regression: baseline::Policy,
+    baselines: baseline::Baselines,
 }
+
+impl TargetState {
+    /// What every run (live or replayed) changes besides the counters: the last-run gauges,
+    /// the success time and failure streak, the baseline series.
+    fn remember_run(&mut self, target: &str, result: &RunResult) -> Vec<baseline::Judged> {
+        let (outcome, _) = last_run::classify(result);
+        let ran = outcome == RESULT_SUCCESS || outcome == RESULT_WARN;
+        let at = last_run::epoch_seconds(result.ended_at);
+        if ran {
+            self.last_success_s = Some(at);
+            self.consecutive_failed = 0;
+        } else if outcome == RESULT_FAILED {
+            self.consecutive_failed += 1;
+        }
+        self.last = last_run::series(target, result);
+        let judged = match baseline::Point::of(result, ran, at) {
+            Some(p) => self.baselines.judge_and_add(p, self.regression),
+            None => Vec::new(),
+        };
+        last_run::baseline_series(target, &judged, &mut self.last);
+        judged
+    }
+
+    fn remember_failure(&mut self, target: &str, at: jiff::Timestamp) {
+        self.consecutive_failed += 1;
+        self.last = last_run::failed_series(target, last_run::epoch_seconds(at));
+    }
+}
+
+/// The regression policy a target has until [`Exporter::set_regression_policy`].
+const DEFAULT_POLICY: baseline::Policy = baseline::Policy { tolerance: 0.25, floor_s: 0.005 };
 
 impl Exporter {
     /// OpenMetrics 1.0, the format of [`Exporter::encode`].
@@ -122,6 +174,7 @@ impl Exporter {
     pub fn new(targets: &[(String, String)], version: &str) -> Exporter {
         let metrics = Metrics {
             version: version.to_owned(),
+            start_time_s: last_run::epoch_seconds(jiff::Timestamp::now()),
             state: Mutex::new(BTreeMap::new()),
             runs: Family::default(),
             run_failures: Family::default(),
@@ -129,13 +182,16 @@ impl Exporter {
             prompt_tokens: Family::default(),
             output_tokens: Family::default(),
             ttft: Family::new_with_constructor(latency_histogram),
-            itl: Family::new_with_constructor(latency_histogram),
-            tpot: Family::new_with_constructor(latency_histogram),
+            itl: Family::new_with_constructor(token_latency_histogram),
+            tpot: Family::new_with_constructor(token_latency_histogram),
             e2e: Family::new_with_constructor(latency_histogram),
             log_error_events: Family::default(),
             log_warning_lines: Family::default(),
             scheduled_runs_skipped: Family::default(),
             history_write_errors: Counter::default(),
+            validation_checks: Family::default(),
+            validation_sections: Family::default(),
+            regressions: Family::default(),
         };
         {
             let mut state = lock(&metrics.state);
@@ -145,7 +201,16 @@ impl Exporter {
                 }
                 state.insert(
                     name.clone(),
-                    TargetState { model: model.clone(), running: false, schedule_interval_s: None, last: Vec::new() },
+                    TargetState {
+                        model: model.clone(),
+                        running: false,
+                        schedule_interval_s: None,
+                        last: Vec::new(),
+                        last_success_s: None,
+                        consecutive_failed: 0,
+                        regression: DEFAULT_POLICY,
+                        baselines: baseline::Baselines::default(),
+                    },
                 );
                 metrics.create_series(name);
             }
@@ -191,7 +256,60 @@ impl Exporter {
             m.log_error_events.get_or_create_owned(&tl).inc_by(d.error_events);
             m.log_warning_lines.get_or_create_owned(&tl).inc_by(d.warnings);
         }
-        t.last = last_run::series(target, result);
+        if let Some(v) = &result.validation {
+            for (section, s) in last_run::sections(v) {
+                let status = s.status.as_str();
+                m.validation_sections
+                    .get_or_create_owned(&SectionLabels { target: target.to_owned(), section, status })
+                    .inc();
+                for c in s.comparisons.iter().filter(|c| last_run::bounded_check(&c.check)) {
+                    let labels = CheckLabels {
+                        target: target.to_owned(),
+                        section,
+                        check: c.check.clone(),
+                        status: c.status.as_str(),
+                    };
+                    m.validation_checks.get_or_create_owned(&labels).inc();
+                }
+            }
+        }
+        for j in t.remember_run(target, result).iter().filter(|j| j.regressed) {
+            m.regressions.get_or_create_owned(&FigureLabels { target: target.to_owned(), figure: j.figure }).inc();
+        }
+    }
+
+    /// A failed run the previous process never counted (found interrupted at this start): the
+    /// counters take it in; its gauges came with [`Exporter::restore_failure`].
+    pub fn count_failure(&self, target: &str, reason: &'static str) {
+        let m = &self.inner.metrics;
+        if !lock(&m.state).contains_key(target) {
+            return;
+        }
+        m.runs.get_or_create_owned(&RunLabels { target: target.to_owned(), result: RESULT_FAILED }).inc();
+        m.run_failures.get_or_create_owned(&FailureLabels { target: target.to_owned(), reason }).inc();
+    }
+
+    /// After a restart, one run read back from the history (oldest first): the last-run gauges,
+    /// the last success, the failed-run streak and the baselines take it in; no counter or
+    /// histogram moves (see the module documentation).
+    pub fn restore_run(&self, target: &str, result: &RunResult) {
+        if let Some(t) = lock(&self.inner.metrics.state).get_mut(target) {
+            t.remember_run(target, result);
+        }
+    }
+
+    /// After a restart, one failure read back from the history (see [`Exporter::restore_run`]).
+    pub fn restore_failure(&self, target: &str, at: jiff::Timestamp) {
+        if let Some(t) = lock(&self.inner.metrics.state).get_mut(target) {
+            t.remember_failure(target, at);
+        }
+    }
+
+    /// The target's `tolerances.regression` and latency floor (default 25% and 5 ms).
+    pub fn set_regression_policy(&self, target: &str, tolerance: f64, latency_floor_ms: f64) {
+        if let Some(t) = lock(&self.inner.metrics.state).get_mut(target) {
+            t.regression = baseline::Policy { tolerance, floor_s: latency_floor_ms / 1e3 };
+        }
     }
 
     /// A run that could not run at all (bad configuration at runtime, target down before any
@@ -228,7 +346,7 @@ impl Exporter {
         let Some(t) = state.get_mut(target) else { return };
         m.runs.get_or_create_owned(&RunLabels { target: target.to_owned(), result: RESULT_FAILED }).inc();
         m.run_failures.get_or_create_owned(&FailureLabels { target: target.to_owned(), reason }).inc();
-        t.last = last_run::failed_series(target, last_run::epoch_seconds(at));
+        t.remember_failure(target, at);
     }
 
     /// `llm_loadtest_schedule_interval_seconds{target}` of a scheduled target.
@@ -242,18 +360,6 @@ impl Exporter {
     pub fn set_running(&self, target: &str, running: bool) {
         if let Some(t) = lock(&self.inner.metrics.state).get_mut(target) {
             t.running = running;
-        }
-    }
-
-    /// Re-seed after a restart: replays `history` (oldest first) through
-    /// [`Exporter::record_run`], so counters continue from the persisted runs instead of
-    /// restarting at 0, and the last-run gauges show the newest result. Histograms are restored
-    /// from the results' `records` (empty if the history did not keep them; Prometheus then
-    /// sees a histogram reset, which `rate()` handles). Failures that left no result cannot be
-    /// replayed. Call it once, before the first scrape.
-    pub fn restore(&self, history: &[(&str, &RunResult)]) {
-        for (target, result) in history {
-            self.record_run(target, result);
         }
     }
 
@@ -328,6 +434,19 @@ impl Metrics {
         for f in [&self.ttft, &self.itl, &self.tpot, &self.e2e] {
             f.get_or_create_owned(&tl);
         }
+        for figure in PERFORMANCE_FIGURES {
+            self.regressions.get_or_create_owned(&FigureLabels { target: tl.target.clone(), figure });
+        }
+        for (section, checks) in SECTION_CHECKS {
+            for status in STATUSES {
+                let labels = SectionLabels { target: tl.target.clone(), section, status };
+                self.validation_sections.get_or_create_owned(&labels);
+                for check in checks {
+                    let labels = CheckLabels { target: tl.target.clone(), section, check: (*check).to_owned(), status };
+                    self.validation_checks.get_or_create_owned(&labels);
+                }
+            }
+        }
     }
 
     /// The registered family of a counter or histogram definition.
@@ -346,6 +465,9 @@ impl Metrics {
             n if n == LOG_WARNING_LINES.name => &self.log_warning_lines,
             n if n == SCHEDULED_RUNS_SKIPPED.name => &self.scheduled_runs_skipped,
             n if n == HISTORY_WRITE_ERRORS.name => &self.history_write_errors,
+            n if n == VALIDATION_CHECKS.name => &self.validation_checks,
+            n if n == VALIDATION_SECTIONS.name => &self.validation_sections,
+            n if n == REGRESSIONS.name => &self.regressions,
             _ => return None,
         };
         Some(f)
@@ -353,7 +475,10 @@ impl Metrics {
 
     /// Gauges computed at scrape time, plus every target's last-run series.
     fn gauge_series(&self, state: &BTreeMap<String, TargetState>) -> Vec<Series> {
-        let mut out = vec![Series { def: &BUILD_INFO, labels: vec![("version", self.version.clone())], value: 1.0 }];
+        let mut out = vec![
+            Series { def: &BUILD_INFO, labels: vec![("version", self.version.clone())], value: 1.0 },
+            Series { def: &PROCESS_START_TIME, labels: vec![], value: self.start_time_s },
+        ];
         for (target, t) in state {
             out.push(Series {
                 def: &TARGET_INFO,
@@ -367,6 +492,19 @@ impl Metrics {
                 def: &RUNNING,
                 labels: vec![("target", target.clone())],
                 value: last_run::bool_value(t.running),
+            });
+            if let Some(s) = t.last_success_s {
+                out.push(Series { def: &LAST_SUCCESS_TIMESTAMP, labels: vec![("target", target.clone())], value: s });
+            }
+            out.push(Series {
+                def: &CONSECUTIVE_FAILED_RUNS,
+                labels: vec![("target", target.clone())],
+                value: t.consecutive_failed as f64,
+            });
+            out.push(Series {
+                def: &REGRESSION_TOLERANCE,
+                labels: vec![("target", target.clone())],
+                value: t.regression.tolerance,
             });
             out.extend(t.last.iter().cloned());
         }

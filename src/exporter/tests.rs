@@ -197,7 +197,12 @@ fn a_run_is_exported_with_its_values() {
         let mean_s = val(&x, &format!("{name}_sum"), &a) / count;
         assert!((mean_s - summary.mean.unwrap() / 1e3).abs() < 1e-6, "{name} mean {mean_s}");
         let h = x.histogram(name, &promtext::LabelFilter::new().with("target", "a")).unwrap();
-        assert_eq!(h.buckets.len(), LATENCY_BUCKETS.len() + 1);
+        let bounds = if name.contains("itl") || name.contains("tpot") {
+            TOKEN_LATENCY_BUCKETS.len()
+        } else {
+            LATENCY_BUCKETS.len()
+        };
+        assert_eq!(h.buckets.len(), bounds + 1, "{name}");
     }
     // TTFT is 30 ms in the simulator: all in the (0.02, 0.05] buckets and above.
     assert_eq!(val(&x, "llm_loadtest_ttft_seconds_bucket", &[("target", "a"), ("le", "0.02")]), 0.0);
@@ -228,8 +233,8 @@ fn a_run_is_exported_with_its_values() {
         ("llm_loadtest_last_run_completed_requests", "request_count", 1.0),
         ("llm_loadtest_last_run_prompt_tokens", "prompt_tokens", 1.0),
         ("llm_loadtest_last_run_output_tokens", "generation_tokens", 1.0),
-        ("llm_loadtest_last_run_ttft_mean_seconds", "ttft_mean_ms", 1e-3),
-        ("llm_loadtest_last_run_e2e_latency_mean_seconds", "e2e_latency_mean_ms", 1e-3),
+        ("llm_loadtest_last_run_ttft_mean_seconds", "ttft_mean", 1e-3),
+        ("llm_loadtest_last_run_e2e_latency_mean_seconds", "e2e_latency_mean", 1e-3),
     ] {
         let cmp = v.prometheus.comparisons.iter().find(|c| c.check == check).unwrap();
         let client = val(&x, name, &[("target", "a"), ("source", "client")]);
@@ -295,7 +300,7 @@ fn counters_only_increase() {
     let e = exporter();
     let mut snapshots = vec![monotonic_samples(&parsed(&e))];
     let mut warn = sim_result().clone();
-    set_status(&mut warn, "ttft_mean_ms", Status::Warn, Some(25.0));
+    set_status(&mut warn, "ttft_mean", Status::Warn, Some(25.0));
     let mut unreachable = sim_result().clone();
     make_unreachable(&mut unreachable);
     for step in 0..4 {
@@ -353,7 +358,7 @@ fn make_unreachable(r: &mut RunResult) {
 #[test]
 fn warn_and_skip_verdicts() {
     let mut r = sim_result().clone();
-    set_status(&mut r, "ttft_mean_ms", Status::Warn, Some(-25.0));
+    set_status(&mut r, "ttft_mean", Status::Warn, Some(-25.0));
     set_status(&mut r, "prompt_tokens", Status::Skip, None);
     let e = exporter();
     e.record_run("a", &r);
@@ -366,7 +371,7 @@ fn warn_and_skip_verdicts() {
         )
     };
     assert_eq!(
-        (status("ttft_mean_ms", "PASS"), status("ttft_mean_ms", "WARN"), status("ttft_mean_ms", "SKIP")),
+        (status("ttft_mean", "PASS"), status("ttft_mean", "WARN"), status("ttft_mean", "SKIP")),
         (0.0, 1.0, 0.0)
     );
     assert_eq!(
@@ -374,10 +379,10 @@ fn warn_and_skip_verdicts() {
         (0.0, 0.0, 1.0)
     );
     let tc = |check| [("target", "a"), ("section", "prometheus"), ("check", check)];
-    assert_eq!(get(&x, "llm_loadtest_validation_ok", &tc("ttft_mean_ms")), Some(0.0));
+    assert_eq!(get(&x, "llm_loadtest_validation_ok", &tc("ttft_mean")), Some(0.0));
     assert_eq!(get(&x, "llm_loadtest_validation_ok", &tc("prompt_tokens")), None);
     assert_eq!(get(&x, "llm_loadtest_validation_ok", &tc("request_count")), Some(1.0));
-    assert_eq!(get(&x, "llm_loadtest_validation_drift_ratio", &tc("ttft_mean_ms")), Some(-0.25));
+    assert_eq!(get(&x, "llm_loadtest_validation_drift_ratio", &tc("ttft_mean")), Some(-0.25));
     assert_eq!(get(&x, "llm_loadtest_validation_drift_ratio", &tc("prompt_tokens")), None);
     // A skipped check keeps its tolerance (the threshold line stays drawn).
     assert!(get(&x, "llm_loadtest_validation_tolerance_ratio", &tc("prompt_tokens")).is_some());
@@ -479,13 +484,70 @@ fn running_and_restore() {
 
     let mut older = sim_result().clone();
     older.ended_at -= jiff::SignedDuration::from_secs(600);
-    e.restore(&[("a", &older), ("a", sim_result()), ("b", &older)]);
+    e.restore_run("a", &older);
+    e.restore_run("a", sim_result());
+    e.restore_run("b", &older);
+    e.restore_failure("b", sim_result().ended_at);
     let x = parsed(&e);
-    assert_eq!(val(&x, "llm_loadtest_runs_total", &[("target", "a"), ("result", "success")]), 2.0);
-    assert_eq!(val(&x, "llm_loadtest_requests_total", &[("target", "a"), ("outcome", "ok")]), 48.0);
     let ts = |t| val(&x, "llm_loadtest_last_run_timestamp_seconds", &[("target", t)]);
     assert_eq!(ts("a"), sim_result().ended_at.as_millisecond() as f64 / 1e3);
-    assert_eq!(ts("b"), ts("a") - 600.0);
+    assert_eq!(ts("b"), ts("a"), "b's newest entry is the failure");
+    let success = |t| val(&x, "llm_loadtest_last_success_timestamp_seconds", &[("target", t)]);
+    assert_eq!(success("a"), ts("a"));
+    assert_eq!(success("b"), ts("a") - 600.0, "the failure is no success");
+    assert_eq!(val(&x, "llm_loadtest_consecutive_failed_runs", &[("target", "a")]), 0.0);
+    assert_eq!(val(&x, "llm_loadtest_consecutive_failed_runs", &[("target", "b")]), 1.0);
+    // Counters and histograms start from 0 at every start: restored runs are not counted again.
+    for (name, labels) in [
+        ("llm_loadtest_runs_total", vec![("target", "a"), ("result", "success")]),
+        ("llm_loadtest_runs_total", vec![("target", "b"), ("result", "failed")]),
+        ("llm_loadtest_requests_total", vec![("target", "a"), ("outcome", "ok")]),
+        ("llm_loadtest_ttft_seconds_count", vec![("target", "a")]),
+    ] {
+        assert_eq!(val(&x, name, &labels), 0.0, "{name}");
+    }
+    assert!(val(&x, "process_start_time_seconds", &[]) > 1.7e9);
+}
+
+/// A restart with more history than `max_runs` keeps: whatever the retention dropped, every
+/// counter after the restart is exactly the new runs' contribution (Prometheus reads the drop
+/// to 0 as a reset, so `increase()` over the restart counts the new runs and nothing else).
+#[test]
+fn counters_after_a_restart_are_the_new_runs_only() {
+    let before = exporter();
+    for _ in 0..5 {
+        before.record_run("a", sim_result());
+    }
+    let old = parsed(&before);
+    assert_eq!(val(&old, "llm_loadtest_runs_total", &[("target", "a"), ("result", "success")]), 5.0);
+
+    // The history kept 3 of the 5 (max_runs = 3); 2 new runs follow the restart.
+    let after = exporter();
+    for _ in 0..3 {
+        after.restore_run("a", sim_result());
+    }
+    after.record_run("a", sim_result());
+    after.record_run("a", sim_result());
+    let new = parsed(&after);
+    let one = parsed(&{
+        let e = exporter();
+        e.record_run("a", sim_result());
+        e
+    });
+    for (name, labels) in [
+        ("llm_loadtest_runs_total", vec![("target", "a"), ("result", "success")]),
+        ("llm_loadtest_requests_total", vec![("target", "a"), ("outcome", "ok")]),
+        ("llm_loadtest_output_tokens_total", vec![("target", "a")]),
+        ("llm_loadtest_ttft_seconds_count", vec![("target", "a")]),
+        (
+            "llm_loadtest_validation_sections_total",
+            vec![("target", "a"), ("section", "prometheus"), ("status", "PASS")],
+        ),
+    ] {
+        let per_run = val(&one, name, &labels);
+        assert!(per_run > 0.0, "{name}");
+        assert_eq!(val(&new, name, &labels), 2.0 * per_run, "{name}");
+    }
 }
 
 /// `r` with a docker-log section that read the logs: 24 HTTP 200 on both sides, the logged
@@ -542,7 +604,7 @@ fn traces_section() -> crate::validate::TracesValidation {
     t.section = Section::from_comparisons(
         vec![
             compare("request_count", Some(24.0), &Ok(24.0), 0.0, 0.0),
-            compare("ttft_mean_ms", Some(31.0), &Ok(30.0), 0.10, 1.0),
+            compare("ttft_mean", Some(31.0), &Ok(30.0), 0.10, 1.0),
         ],
         None,
     );
@@ -585,7 +647,7 @@ fn per_request_checks_and_span_figures_are_exported_by_section() {
     // The server overlay stays the /metrics figure, not the spans'.
     let server = [("target", "a"), ("source", "server")];
     let prometheus =
-        full_result().validation.unwrap().prometheus.comparisons.into_iter().find(|c| c.check == "ttft_mean_ms");
+        full_result().validation.unwrap().prometheus.comparisons.into_iter().find(|c| c.check == "ttft_mean");
     // Within float rounding: the exposition prints the gauge's f64 in its shortest form.
     let want = prometheus.and_then(|c| c.server).map(|v| v / 1e3).unwrap();
     assert!(close(val(&x, "llm_loadtest_last_run_ttft_mean_seconds", &server), want));
@@ -659,7 +721,18 @@ fn docker_log_findings_are_exported() {
 fn every_metric_name_is_encoded_after_one_run() {
     let e = exporter();
     e.set_schedule_interval("a", std::time::Duration::from_secs(30));
-    e.record_run("a", &full_result());
+    // Three runs make a baseline for the fourth; a zero tolerance makes any noise a regression.
+    e.set_regression_policy("a", 0.0, 0.0);
+    for i in (0..4).rev() {
+        let mut r = full_result();
+        r.ended_at -= jiff::SignedDuration::from_secs(60 * i);
+        r.client.output_throughput *= 1.0 - 0.1 * (3 - i) as f64;
+        e.record_run("a", &r);
+    }
+    let mut skipped = full_result();
+    skipped.validation.as_mut().unwrap().docker_logs =
+        Some(DockerLogsValidation::skipped("no container named vllm-0 (checked 2 hosts)", None));
+    e.record_run("b", &skipped);
     let x = parsed(&e);
     for def in &METRICS {
         let sample = match def.kind {
@@ -702,7 +775,7 @@ fn definitions_follow_the_conventions() {
     ];
     for (i, def) in METRICS.iter().enumerate() {
         let n = def.name;
-        assert!(n.starts_with("llm_loadtest_"), "{n}");
+        assert!(n.starts_with("llm_loadtest_") || *def == PROCESS_START_TIME, "{n}");
         assert!(n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'), "{n}");
         assert!(!def.help.ends_with('.') && !def.help.is_empty(), "{n}: help must not end with a period");
         assert_eq!(def.kind == Kind::Counter, n.ends_with("_total"), "{n}: only counters end in _total");
@@ -716,7 +789,7 @@ fn definitions_follow_the_conventions() {
         assert!(def.labels.iter().all(|l| allowed_labels.contains(l)), "{n}: {:?}", def.labels);
         let target_first = def.labels.first() == Some(&"target");
         assert!(
-            target_first || *def == BUILD_INFO || *def == HISTORY_WRITE_ERRORS,
+            target_first || *def == BUILD_INFO || *def == HISTORY_WRITE_ERRORS || *def == PROCESS_START_TIME,
             "{n}: target is the first label (daemon-wide metrics have none)"
         );
     }
@@ -726,15 +799,30 @@ fn definitions_follow_the_conventions() {
 fn label_values_stay_in_bounded_sets() {
     let e = exporter();
     let mut warn = full_result();
-    set_status(&mut warn, "e2e_latency_mean_ms", Status::Warn, Some(12.0));
+    set_status(&mut warn, "e2e_latency_mean", Status::Warn, Some(12.0));
     e.record_run("a", &full_result());
     e.record_run("b", &warn);
     e.record_failure("b", "invalid_workload");
     e.record_run("b", &warn);
+    e.set_regression_policy("a", 0.0, 0.0);
+    for _ in 0..3 {
+        e.record_run("a", &full_result());
+    }
+    let mut skipped = full_result();
+    skipped.validation.as_mut().unwrap().docker_logs =
+        Some(DockerLogsValidation::skipped("no container named vllm-0 (checked 2 hosts in 1.5 s)", None));
+    e.record_run("a", &skipped);
     let x = parsed(&e);
+    assert!(samples_of(&x).iter().any(|(n, _, _)| n == "llm_loadtest_last_run_regression_ratio"));
+    let reasons: Vec<String> = samples_of(&x)
+        .iter()
+        .filter(|(n, _, _)| n == VALIDATION_SECTION_SKIP_REASON.name)
+        .map(|(_, l, _)| l.get("reason").unwrap().to_owned())
+        .collect();
+    assert_eq!(reasons, ["no container named vllm-# (checked # hosts in # s)"]);
     let outcomes: Vec<&str> = Outcome::ALL.iter().map(|o| o.as_label()).collect();
     let phases: Vec<&str> = sim_result().phases.keys().copied().collect();
-    let le: Vec<String> = LATENCY_BUCKETS.iter().map(|b| b.to_string()).collect();
+    let le: Vec<String> = LATENCY_BUCKETS.iter().chain(&TOKEN_LATENCY_BUCKETS).map(|b| b.to_string()).collect();
     for (name, labels, _) in samples_of(&x) {
         let def = METRICS
             .iter()
@@ -757,13 +845,17 @@ fn label_values_stay_in_bounded_sets() {
                 "model" => ["sim-model", "other/model"].contains(&v),
                 "version" => v == VERSION,
                 "result" => RESULTS.contains(&v),
+                "reason" if name == VALIDATION_SECTION_SKIP_REASON.name => {
+                    !v.is_empty() && v.len() <= 160 && !v.bytes().any(|b| b.is_ascii_digit())
+                }
                 "reason" => FAILURE_REASONS.contains(&v),
                 "outcome" => outcomes.contains(&v),
                 "phase" if name == LAST_RUN_SERVER_PHASE.name => SERVER_PHASES.contains(&v),
                 "phase" => phases.contains(&v),
                 "percentile" => PERCENTILES.contains(&v),
                 "figure" if name == LAST_RUN_SPAN_DIFFERENCE.name => SPAN_DIFFERENCE_FIGURES.contains(&v),
-                "figure" => CLIENT_BOUND_FIGURES.contains(&v),
+                "figure" if name == LAST_RUN_CLIENT_BOUND.name => CLIENT_BOUND_FIGURES.contains(&v),
+                "figure" => PERFORMANCE_FIGURES.contains(&v),
                 "source" => SOURCES.contains(&v),
                 "check" => CHECKS.contains(&v),
                 "status" => STATUSES.contains(&v),

@@ -63,6 +63,9 @@ pub struct SimArgs {
     /// Fraction of finished requests whose `llm_request` span is never exported.
     #[arg(long, default_value_t = 0.0)]
     pub fault_drop_spans_rate: f64,
+    /// Milliseconds added to every time to first token (a server that got slower).
+    #[arg(long, default_value_t = 0)]
+    pub fault_extra_ttft_ms: u64,
     /// Log `Received request <id>: params: ...` for every request, as vLLM does with this flag.
     #[arg(long)]
     pub enable_log_requests: bool,
@@ -95,6 +98,7 @@ impl SimArgs {
                 stream_cut_rate: self.fault_stream_cut_rate,
                 error_log_burst_every: self.fault_error_log_every,
                 drop_spans_rate: self.fault_drop_spans_rate,
+                extra_ttft_ms: self.fault_extra_ttft_ms,
             },
             record_timings: false,
             kv_cache_tokens: self.kv_cache_tokens,

@@ -153,6 +153,9 @@ pub struct Faults {
     /// Fraction of finished requests whose `llm_request` span is never exported
     /// (a collector that loses spans; the `traces` section then finds them unmatched).
     pub drop_spans_rate: f64,
+    /// Added to every request's time to first token, in milliseconds: a server that got slower
+    /// (for the performance-regression alert).
+    pub extra_ttft_ms: u64,
 }
 
 impl Default for Faults {
@@ -164,6 +167,7 @@ impl Default for Faults {
             stream_cut_rate: 0.0,
             error_log_burst_every: None,
             drop_spans_rate: 0.0,
+            extra_ttft_ms: 0,
         }
     }
 }
@@ -182,6 +186,9 @@ impl Faults {
         }
         if !(400..=599).contains(&self.http_error_status) {
             return Err(format!("http_error_status must be a 4xx or 5xx status, got {}", self.http_error_status));
+        }
+        if self.extra_ttft_ms > 600_000 {
+            return Err(format!("extra_ttft_ms must be at most 600000 (10 min), got {}", self.extra_ttft_ms));
         }
         if self.error_log_burst_every == Some(Duration::ZERO) {
             return Err("error_log_burst_every must be longer than zero".to_string());
@@ -346,6 +353,7 @@ mod tests {
         let bad_rate = Faults { http_error_rate: 1.5, ..Faults::default() };
         assert!(bad_rate.validate().is_err());
         let bad_status = Faults { http_error_status: 200, ..Faults::default() };
+        assert!(Faults { extra_ttft_ms: 600_001, ..Faults::default() }.validate().is_err());
         assert!(bad_status.validate().is_err());
         assert!(Faults::default().validate().is_ok());
     }

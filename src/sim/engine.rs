@@ -317,7 +317,8 @@ impl RequestRun {
         }
         self.phase = Phase::Running;
         self.kv_held = u64::from(prompt);
-        self.next_deadline = self.scheduled + self.shared.config.ttft.sample(&mut self.rng);
+        let extra = std::time::Duration::from_millis(self.shared.faults.borrow().extra_ttft_ms);
+        self.next_deadline = self.scheduled + self.shared.config.ttft.sample(&mut self.rng) + extra;
     }
 
     /// Waits for the next token's deadline and books it. `None` when the

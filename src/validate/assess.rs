@@ -68,7 +68,7 @@ pub fn assess(obs: &Observation<'_>, client: &ClientSide<'_>, tolerances: &Toler
 /// requests: counts (with the background estimated from the idle window) and
 /// the histogram means.
 pub const PROMETHEUS_ESTIMATES: [&str; 5] =
-    ["request_count", "prompt_tokens", "generation_tokens", "ttft_mean_ms", "e2e_latency_mean_ms"];
+    ["request_count", "prompt_tokens", "generation_tokens", "ttft_mean", "e2e_latency_mean"];
 /// The log checks that count every client: access lines carry no request id,
 /// and the stats lines are server-wide. (The log's `request_count` is by id.)
 pub const LOG_ESTIMATES: [&str; 2] = ["http_200_count", "generation_throughput"];

@@ -39,9 +39,32 @@ impl Status {
     }
 }
 
+/// Check names older versions used, with a unit suffix that contradicted the figures (the
+/// exported values are seconds), and their names today. Accepted wherever a check is named:
+/// stored results, `validate DIR` on old artifacts.
+pub const RENAMED_CHECKS: [(&str, &str); 2] =
+    [("ttft_mean_ms", "ttft_mean"), ("e2e_latency_mean_ms", "e2e_latency_mean")];
+
+/// Today's name of a check given by any of its names.
+pub fn canonical_check(name: &str) -> &str {
+    RENAMED_CHECKS.iter().find(|(old, _)| *old == name).map_or(name, |(_, new)| new)
+}
+
+/// The checks that compare latencies (a background-traffic estimate does not touch them).
+pub fn is_latency_check(name: &str) -> bool {
+    matches!(canonical_check(name), "ttft_mean" | "e2e_latency_mean")
+}
+
+fn deserialize_check<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let name = String::deserialize(d)?;
+    Ok(canonical_check(&name).to_owned())
+}
+
 /// One compared figure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
+    /// Read with the names older versions wrote (`ttft_mean_ms`, ...) mapped to today's.
+    #[serde(deserialize_with = "deserialize_check")]
     pub check: String,
     pub client: Option<f64>,
     pub server: Option<f64>,
@@ -72,6 +95,10 @@ pub struct Tolerances {
     pub generation_throughput: f64,
     /// A latency difference below this many ms always passes (1 ms on a 5 ms TTFT is not drift).
     pub latency_floor_ms: f64,
+    /// Performance against the target's own baseline (the daemon's exporter): a run whose TTFT,
+    /// ITL or TPOT p90 is this much above the median of the last day's runs of the same workload
+    /// (or whose output throughput is this much below it) regressed. 0.25 = 25%.
+    pub regression: f64,
 }
 
 impl Default for Tolerances {
@@ -85,6 +112,7 @@ impl Default for Tolerances {
             http_200_count: 0.05,
             generation_throughput: 0.10,
             latency_floor_ms: 5.0,
+            regression: 0.25,
         }
     }
 }
@@ -113,6 +141,7 @@ impl Tolerances {
             ("e2e_latency_mean", self.e2e_latency_mean),
             ("http_200_count", self.http_200_count),
             ("generation_throughput", self.generation_throughput),
+            ("regression", self.regression),
         ] {
             if !(v.is_finite() && (0.0..=10.0).contains(&v)) {
                 return Err(format!("tolerance {name} must be a fraction between 0 and 10 (0.05 = 5%), got {v}"));
@@ -136,7 +165,7 @@ pub struct ClientFigures {
     pub prompt_tokens: u64,
     pub output_tokens: u64,
     pub tokens_from_usage: bool,
-    pub ttft_mean_ms: Option<f64>,
+    pub ttft_mean: Option<f64>,
     pub e2e_mean_ms: Option<f64>,
     /// The client's own receive lag was large enough to distort its TTFT.
     #[serde(default)]
@@ -297,7 +326,7 @@ pub fn prometheus_checks(client: &ClientFigures, server: &ServerFigures, tol: &T
     }
     out.push(ttft);
     out.push(latency_check(
-        "e2e_latency_mean_ms",
+        "e2e_latency_mean",
         client.e2e_mean_ms,
         &ms(&server.e2e_mean_s),
         tol.e2e_latency_mean,
@@ -317,12 +346,12 @@ fn ttft_check(client: &ClientFigures, server_ttft: &Figure, server_e2e: &Figure,
         (Some(c), Ok(s)) if c > *s => Some(c - s),
         _ => None,
     };
-    let compared = match (client.ttft_mean_ms, outside) {
+    let compared = match (client.ttft_mean, outside) {
         (Some(t), Some(o)) => Some((t - o).max(0.0)),
         (t, _) => t,
     };
-    let mut c = latency_check("ttft_mean_ms", compared, server_ttft, tol.ttft_mean, tol.latency_floor_ms);
-    c.client = client.ttft_mean_ms;
+    let mut c = latency_check("ttft_mean", compared, server_ttft, tol.ttft_mean, tol.latency_floor_ms);
+    c.client = client.ttft_mean;
     if let (Some(o), Some(v)) = (outside, compared)
         && c.status != Status::Skip
     {

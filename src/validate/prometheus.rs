@@ -34,7 +34,7 @@ pub fn client_figures(stats: &ClientStats, records: &[RequestRecord]) -> ClientF
         prompt_tokens: stats.total_input_tokens,
         output_tokens: stats.total_output_tokens,
         tokens_from_usage: stats.tokens_from_usage,
-        ttft_mean_ms: stats.ttft_ms.mean,
+        ttft_mean: stats.ttft_ms.mean,
         e2e_mean_ms: stats.e2el_ms.mean,
         ttft_client_bound: stats.client_bound.ttft,
     }
@@ -133,7 +133,7 @@ pub fn evaluate(inputs: &PrometheusInputs<'_>, client: &ClientFigures, tol: &Tol
     }
     let mut comparisons = prometheus_checks(client, &figures, tol);
     if let Some(n) = bg_note {
-        for c in comparisons.iter_mut().filter(|c| !c.check.ends_with("_ms")) {
+        for c in comparisons.iter_mut().filter(|c| !super::is_latency_check(&c.check)) {
             c.reason = Some(match c.reason.take() {
                 Some(r) => format!("{r}; background subtracted"),
                 None => n.clone(),
@@ -174,7 +174,7 @@ mod tests {
             prompt_tokens: 100,
             output_tokens: 200,
             tokens_from_usage: true,
-            ttft_mean_ms: Some(52.0),
+            ttft_mean: Some(52.0),
             ..Default::default()
         }
     }
@@ -241,7 +241,7 @@ mod tests {
         let (s, info) = evaluate(&inputs(&b, &a, Some(&b)), &client(), &Tolerances::default());
         assert_eq!(s.status, Status::Pass, "{s:#?}");
         assert_eq!(status(&s, "request_count"), Status::Pass);
-        assert_eq!(status(&s, "ttft_mean_ms"), Status::Pass);
+        assert_eq!(status(&s, "ttft_mean"), Status::Pass);
         assert_eq!(info.background_request_rate, Some(0.0));
     }
 

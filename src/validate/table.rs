@@ -12,8 +12,8 @@ fn label(check: &str) -> &str {
         "request_count" => "Request Count",
         "prompt_tokens" => "Prompt Tokens",
         "generation_tokens" => "Generation Tokens",
-        "ttft_mean_ms" => "Avg TTFT (ms)",
-        "e2e_latency_mean_ms" => "Avg E2E Latency (ms)",
+        "ttft_mean" => "Avg TTFT (ms)",
+        "e2e_latency_mean" => "Avg E2E Latency (ms)",
         "http_200_count" => "HTTP 200 Count",
         "generation_throughput" => "Gen Throughput (tok/s)",
         "server_errors" => "ERROR Events",
@@ -197,7 +197,7 @@ mod tests {
     fn table_shows_each_check_and_the_overall_verdict() {
         let cs = vec![
             compare("request_count", Some(1000.0), &Ok(1000.0), 0.05, 0.0),
-            compare("ttft_mean_ms", Some(45.2), &Ok(43.8), 0.10, 5.0),
+            compare("ttft_mean", Some(45.2), &Ok(43.8), 0.10, 5.0),
             compare("generation_tokens", Some(100.0), &Err("vllm:generation_tokens_total is absent".into()), 0.05, 0.0),
         ];
         let v = Validation::new(

@@ -19,7 +19,7 @@ fn client_ok() -> ClientFigures {
         prompt_tokens: 3200,
         output_tokens: 6400,
         tokens_from_usage: true,
-        ttft_mean_ms: Some(45.2),
+        ttft_mean: Some(45.2),
         e2e_mean_ms: Some(702.0),
         ttft_client_bound: false,
     }
@@ -34,7 +34,7 @@ fn matching_figures_pass() {
     let cs = prometheus_checks(&client_ok(), &server_ok(), &Tolerances::default());
     assert_eq!(cs.len(), 5);
     assert!(cs.iter().all(|c| c.status == Status::Pass), "{cs:#?}");
-    let ttft = by_check(&cs, "ttft_mean_ms");
+    let ttft = by_check(&cs, "ttft_mean");
     // Net of the 2 ms E2E gap: 43.2 vs 43.8 ms.
     assert!((ttft.diff_pct.unwrap() + 1.370).abs() < 0.01, "{ttft:?}");
 }
@@ -65,12 +65,12 @@ fn exactly_at_the_tolerance_passes_just_over_warns() {
 #[test]
 fn latency_floor_absorbs_small_gaps() {
     // 6 ms client vs 5 ms server is 20% but 1 ms: not drift.
-    let c = latency_check("ttft_mean_ms", Some(6.0), &Ok(5.0), 0.10, 5.0);
+    let c = latency_check("ttft_mean", Some(6.0), &Ok(5.0), 0.10, 5.0);
     assert_eq!(c.status, Status::Pass);
-    let c = latency_check("ttft_mean_ms", Some(60.0), &Ok(50.0), 0.10, 5.0);
+    let c = latency_check("ttft_mean", Some(60.0), &Ok(50.0), 0.10, 5.0);
     assert_eq!(c.status, Status::Warn);
     assert!(c.reason.unwrap().contains("client measured much more"));
-    let c = latency_check("ttft_mean_ms", Some(40.0), &Ok(50.0), 0.10, 5.0);
+    let c = latency_check("ttft_mean", Some(40.0), &Ok(50.0), 0.10, 5.0);
     assert!(c.reason.unwrap().contains("server reports more"));
 }
 
@@ -83,7 +83,7 @@ fn missing_server_figures_skip_with_the_reason() {
     let rc = by_check(&cs, "request_count");
     assert_eq!(rc.status, Status::Skip);
     assert!(rc.reason.as_deref().unwrap().contains("counter reset"));
-    assert_eq!(by_check(&cs, "ttft_mean_ms").status, Status::Skip);
+    assert_eq!(by_check(&cs, "ttft_mean").status, Status::Skip);
     assert_eq!(Section::from_comparisons(cs, None).status, Status::Pass);
 }
 
@@ -109,24 +109,24 @@ fn aborted_requests_switch_token_checks_to_finished_requests() {
 
 #[test]
 fn client_bound_ttft_is_not_blamed_on_the_server() {
-    let client = ClientFigures { ttft_mean_ms: Some(90.0), ttft_client_bound: true, ..client_ok() };
+    let client = ClientFigures { ttft_mean: Some(90.0), ttft_client_bound: true, ..client_ok() };
     let cs = prometheus_checks(&client, &server_ok(), &Tolerances::default());
-    let c = by_check(&cs, "ttft_mean_ms");
+    let c = by_check(&cs, "ttft_mean");
     assert_eq!(c.status, Status::Skip);
     assert!(c.reason.as_deref().unwrap().contains("client was the bottleneck"));
     // A client-bound run that still agrees keeps its PASS.
     let client = ClientFigures { ttft_client_bound: true, ..client_ok() };
     let cs = prometheus_checks(&client, &server_ok(), &Tolerances::default());
-    assert_eq!(by_check(&cs, "ttft_mean_ms").status, Status::Pass);
+    assert_eq!(by_check(&cs, "ttft_mean").status, Status::Pass);
 }
 
 #[test]
 fn ttft_is_compared_net_of_the_time_outside_the_engine() {
     // Measured on the real vLLM 0.32 CPU server: TTFT 36.6 vs 28.2 ms, E2E 212.5 vs 203.3 ms.
-    let client = ClientFigures { ttft_mean_ms: Some(36.6), e2e_mean_ms: Some(212.5), ..client_ok() };
+    let client = ClientFigures { ttft_mean: Some(36.6), e2e_mean_ms: Some(212.5), ..client_ok() };
     let server = ServerFigures { ttft_mean_s: Ok(0.0282), e2e_mean_s: Ok(0.2033), ..server_ok() };
     let cs = prometheus_checks(&client, &server, &Tolerances::default());
-    let t = by_check(&cs, "ttft_mean_ms");
+    let t = by_check(&cs, "ttft_mean");
     assert_eq!(t.status, Status::Pass, "{t:?}");
     assert!((t.client_compared.unwrap() - 27.4).abs() < 1e-9);
     assert_eq!(t.client, Some(36.6));
@@ -135,7 +135,7 @@ fn ttft_is_compared_net_of_the_time_outside_the_engine() {
     let server = ServerFigures { ttft_mean_s: Ok(0.010), e2e_mean_s: Ok(0.2033), ..server_ok() };
     let t = prometheus_checks(&client, &server, &Tolerances::default())
         .into_iter()
-        .find(|c| c.check == "ttft_mean_ms")
+        .find(|c| c.check == "ttft_mean")
         .unwrap();
     assert_eq!(t.status, Status::Warn);
 }

@@ -8,7 +8,7 @@
 //! - `prompt_tokens`, `generation_tokens`: sums over the matched requests
 //!   (completed on the client and with a span) of the client's `usage` and the
 //!   span's `gen_ai.usage.*`; exact, each differing request listed.
-//! - `ttft_mean_ms`, `e2e_latency_mean_ms`: means over the matched requests,
+//! - `ttft_mean`, `e2e_latency_mean`: means over the matched requests,
 //!   paired. vLLM's clock starts and stops inside its frontend, so each
 //!   request's TTFT is compared net of that request's own time outside the
 //!   engine (client E2E − span E2E), as the Prometheus check does with means.
@@ -230,7 +230,7 @@ pub fn traces_validation(input: &TracesInput<'_>, records: &[RequestRecord], tol
     let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
     let figure = |v: &[f64]| mean(v).ok_or_else(|| "no matched request with this figure in its span".to_owned());
     let mut ttft =
-        latency_check("ttft_mean_ms", mean(&ttft_compared), &figure(&ttft_server), tol.ttft_mean, tol.latency_floor_ms);
+        latency_check("ttft_mean", mean(&ttft_compared), &figure(&ttft_server), tol.ttft_mean, tol.latency_floor_ms);
     if ttft.status != Status::Skip {
         ttft.client = mean(&ttft_diff).zip(mean(&ttft_server)).map(|(d, s)| d + s);
         ttft.client_compared = mean(&ttft_compared);
@@ -238,7 +238,7 @@ pub fn traces_validation(input: &TracesInput<'_>, records: &[RequestRecord], tol
     }
     checks.push(ttft);
     let e2e = latency_check(
-        "e2e_latency_mean_ms",
+        "e2e_latency_mean",
         mean(&e2e_client),
         &figure(&e2e_server),
         tol.e2e_latency_mean,

@@ -66,7 +66,7 @@ fn every_request_matched_passes_with_exact_sums() {
     assert_eq!(check(&v, "prompt_tokens").server, Some(245.0));
     assert_eq!(check(&v, "generation_tokens").client, Some(320.0));
     // Net of each request's own 5 ms outside the engine, TTFT matches the span to the float.
-    let ttft = check(&v, "ttft_mean_ms");
+    let ttft = check(&v, "ttft_mean");
     assert!((ttft.client_compared.unwrap() - ttft.server.unwrap()).abs() < 1e-9, "{ttft:?}");
     let d = v.ttft_diff_ms.unwrap();
     assert!((d.p50 - 5.0).abs() < 1e-9 && (d.p99 - 5.0).abs() < 1e-9, "{d:?}");
