@@ -10,15 +10,24 @@ with the dashboard variables substituted the way "All" would be: `$target`, `${t
 `${target:regex}`, `[[target]]` -> `.*` (every query variable), `${datasource}` ->
 `prometheus`; and Grafana's built-ins: `$__rate_interval` -> 1m, `$__range` -> 5m,
 `$__interval` -> 15s (the `_s` / `_ms` forms likewise). Only panel queries are listed (row
-panels included), not the annotation query or the variables' own queries.
+panels included), not the annotation queries (unless --annotations) or the variables' own queries.
 
 Options:
   --prometheus URL   also run each expr as an instant query against URL (/api/v1/query)
                      and add "series" (result count) and "ok" (at least one series) to
-                     each line; exit 1 when a query returned nothing or failed.
+                     each line; exit 1 when a query returned nothing or failed (an
+                     annotation query: when it failed; "Failed runs" is rightly empty).
+  --annotations      also list (and with --prometheus run) the annotation queries, as
+                     rows with "panel": "annotation: NAME" and "type": "annotation".
   --lint             check the dashboard conventions (schemaVersion 39, datasource /
                      target / model variables, every panel and query on ${datasource},
-                     every query with a refId and an expr, unique refIds per panel);
+                     every query with a refId and an expr, unique refIds per panel, unique
+                     panel ids, panels inside the 24-column grid and not overlapping, no
+                     `[$__rate_interval]` / `[$__interval]` window on an llm_loadtest_*
+                     series (the daemon's counters and histograms step once per run:
+                     such a window shows only gaps and spikes), every annotation but the
+                     built-in one in the current form: the query in `target` (expr,
+                     refId) on ${datasource}, no legacy top-level `expr` / `step`);
                      exit 2 on a violation (messages on stderr).
   --coverage FILE    with FILE = src/exporter/metrics.rs: report on stderr every
                      llm_loadtest_* metric it defines (plus --extra-metric NAMEs) that no
@@ -61,6 +70,11 @@ VAR_RE = re.compile(r"\$\{(\w+)(?::[^}]*)?\}|\$(\w+)|\[\[(\w+)(?::[^\]]*)?\]\]")
 
 DATASOURCE_REF = "${datasource}"
 
+# A range selector of a Grafana interval variable right after an llm_loadtest_* series:
+# rate(llm_loadtest_x_total{...}[$__rate_interval]) and the like.
+SHORT_WINDOW_RE = re.compile(
+    r"(llm_loadtest_[A-Za-z0-9_]+)\s*(?:\{[^}]*\})?\s*\[\s*(\$\{?__(?:rate_)?interval\}?)\s*\]")
+
 
 def variable_values(dashboard):
     """What each dashboard variable stands for when "All" (or the Prometheus source) is chosen."""
@@ -92,10 +106,31 @@ def walk_panels(panels):
         yield from walk_panels(p.get("panels"))
 
 
-def queries(path):
+def annotation_queries(d):
+    """The Prometheus annotations (not the built-in one) and their query."""
+    for a in (d.get("annotations") or {}).get("list") or []:
+        if a.get("builtIn"):
+            continue
+        yield a, (a.get("target") or {})
+
+
+def queries(path, annotations=False):
     with open(path) as f:
         d = json.load(f)
     values = variable_values(d)
+    if annotations:
+        for a, t in annotation_queries(d):
+            if "expr" not in t:
+                continue
+            yield d, a, t, {
+                "dashboard": d.get("uid") or os.path.basename(path),
+                "file": os.path.relpath(path),
+                "panel": "annotation: " + a.get("name", ""),
+                "type": "annotation",
+                "refId": t.get("refId", ""),
+                "instant": False,
+                "expr": substitute(t["expr"], values),
+            }
     for p in walk_panels(d.get("panels")):
         for t in p.get("targets") or []:
             if "expr" not in t:
@@ -132,6 +167,22 @@ def lint(path, d):
             errors.append(f"{where}: variable {name} must be {q}, multi, include All")
         if (v.get("datasource") or {}).get("uid") != DATASOURCE_REF:
             errors.append(f"{where}: variable {name} does not use {DATASOURCE_REF}")
+    for a, t in annotation_queries(d):
+        name = a.get("name", "")
+        for legacy in ("expr", "step"):
+            if legacy in a:
+                errors.append(f"{where}: annotation {name!r} has a top-level {legacy!r} (legacy form): "
+                              "put the query in target: {expr, refId}")
+        if not t.get("expr") or not t.get("refId"):
+            errors.append(f"{where}: annotation {name!r} has no target with an expr and a refId")
+        if (a.get("datasource") or {}).get("uid") != DATASOURCE_REF:
+            errors.append(f"{where}: annotation {name!r} does not use {DATASOURCE_REF}")
+        if t and (t.get("datasource") or {}).get("uid", DATASOURCE_REF) != DATASOURCE_REF:
+            errors.append(f"{where}: annotation {name!r} target does not use {DATASOURCE_REF}")
+        for m in SHORT_WINDOW_RE.finditer(t.get("expr", "")):
+            errors.append(f"{where}: annotation {name!r}: {m.group(1)}[{m.group(2)}]: the daemon's series "
+                          "step once per run; use a last-run gauge or a window longer than the schedule")
+    errors += layout_errors(where, d.get("panels") or [])
     ids = set()
     for p in walk_panels(d.get("panels")):
         title = p.get("title", "")
@@ -139,6 +190,7 @@ def lint(path, d):
             errors.append(f"{where}: duplicate panel id {p.get('id')}")
         ids.add(p.get("id"))
         if p.get("type") == "row":
+            errors += layout_errors(where, p.get("panels") or [])
             continue
         if (p.get("datasource") or {}).get("uid") != DATASOURCE_REF:
             errors.append(f"{where}: panel {title!r} does not use {DATASOURCE_REF}")
@@ -155,6 +207,33 @@ def lint(path, d):
                 errors.append(f"{where}: panel {title!r} query {t.get('refId')} does not use {DATASOURCE_REF}")
             if re.search(r'instance\s*=~?\s*"[^"$]', t.get("expr", "")):
                 errors.append(f"{where}: panel {title!r} query {t.get('refId')} hard-codes an instance")
+            for m in SHORT_WINDOW_RE.finditer(t.get("expr", "")):
+                errors.append(f"{where}: panel {title!r} query {t.get('refId')}: {m.group(1)}[{m.group(2)}]: "
+                              "the daemon's counters and histograms step once per run; draw the last-run "
+                              "gauge, or use [$__range] or a fixed window longer than the schedule interval")
+    return errors
+
+
+def layout_errors(where, panels):
+    """Panels (of one level: the top, or a collapsed row) inside the 24 columns, not overlapping."""
+    errors = []
+    taken = {}
+    for p in panels:
+        g = p.get("gridPos") or {}
+        title = p.get("title", "")
+        x, y, w, h = (g.get(k) for k in ("x", "y", "w", "h"))
+        if not all(isinstance(v, int) for v in (x, y, w, h)) or x < 0 or y < 0 or w < 1 or h < 1 or x + w > 24:
+            errors.append(f"{where}: panel {title!r} has gridPos {g} outside the 24-column grid")
+            continue
+        for cx in range(x, x + w):
+            for cy in range(y, y + h):
+                other = taken.setdefault((cx, cy), (id(p), title))
+                if other[0] != id(p):
+                    errors.append(f"{where}: panel {title!r} overlaps panel {other[1]!r} at x={cx}, y={cy}")
+                    break
+            else:
+                continue
+            break
     return errors
 
 
@@ -189,6 +268,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("dashboards", nargs="*", help="dashboard JSON files (default: grafana/dashboards/*.json)")
     ap.add_argument("--prometheus", metavar="URL")
+    ap.add_argument("--annotations", action="store_true")
     ap.add_argument("--lint", action="store_true")
     ap.add_argument("--coverage", metavar="METRICS_RS")
     ap.add_argument("--extra-metric", action="append", default=[], metavar="NAME")
@@ -202,7 +282,7 @@ def main():
     status = 0
     exprs = []
     for path in paths:
-        for d, _p, _t, row in queries(path):
+        for d, _p, _t, row in queries(path, annotations=args.annotations):
             exprs.append(row["expr"])
             if args.prometheus:
                 n, err = run_query(args.prometheus, row["expr"])
@@ -210,7 +290,8 @@ def main():
                 row["ok"] = bool(n)
                 if err:
                     row["error"] = err
-                if not n:
+                # An annotation may rightly be empty ("Failed runs" while nothing failed).
+                if err or (not n and row["type"] != "annotation"):
                     status = status or 1
             print(json.dumps(row), flush=True)
         if args.lint:

@@ -77,3 +77,22 @@ fn alertmanager_routes_each_severity_to_its_receiver() {
         assert!(["critical", "warning", "info"].contains(&severity), "{line}");
     }
 }
+
+/// Both dashboards type-check against Grafana's own published types (`@grafana/schema` from
+/// npm, pinned in grafana/types/package-lock.json) with `tsc --strict`.
+#[test]
+#[ignore = "needs Node.js and npm: run scripts/test.sh"]
+fn dashboards_type_check_against_grafana_schema() {
+    let text = run("bash", "nodejs npm", &[repo().join("scripts/check-dashboard-types.sh")], &[]);
+    assert!(text.contains("dashboard types: OK (2 dashboards against @grafana/schema"), "{text}");
+}
+
+/// The dashboards' own lint: no `$__rate_interval` over the step counters, annotations in the
+/// `target` form, unique panel ids, no overlapping panels.
+#[test]
+#[ignore = "needs python3: run scripts/test.sh"]
+fn dashboards_pass_their_lint() {
+    let first = ["grafana/check_dashboards.py", "--lint", "--coverage", "src/exporter/metrics.rs"];
+    let text = run("python3", "python3", &[], &first);
+    assert!(text.contains("coverage: ") && text.contains("metrics on a panel"), "{text}");
+}
