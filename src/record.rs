@@ -144,3 +144,110 @@ pub struct ReceiveLag {
     pub p99_us: f64,
     pub max_us: f64,
 }
+
+/// Failed requests of one kind in a row, beyond the first few, stored as one entry: a target
+/// that refuses connections for minutes must not leave millions of identical records. Counts
+/// stay exact (the statistics add `count` to the failures of `outcome`); the folded requests
+/// have no record of their own, so they add no scheduling-lag sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FoldedFailures {
+    pub outcome: Outcome,
+    pub warmup: bool,
+    pub count: u64,
+    /// The error of the first folded request (the others of the run had the same kind).
+    pub error: Option<String>,
+    pub first_index: u64,
+    pub last_index: u64,
+    pub first_sent_s: f64,
+    pub last_sent_s: f64,
+}
+
+/// Records kept of each run of connection failures before the rest is folded.
+pub const KEPT_PER_FAILURE_RUN: usize = 10;
+
+/// Fold runs of connection failures (`records` in index order): of each run of failures of the
+/// same outcome (and warm-up flag) in a row, the first `keep` stay records, the rest become one
+/// [`FoldedFailures`]. Only failures before any answer are folded: they carry nothing but their
+/// kind and time.
+pub fn fold_failure_runs(records: &mut Vec<RequestRecord>, keep: usize) -> Vec<FoldedFailures> {
+    let mut folded: Vec<FoldedFailures> = Vec::new();
+    let mut kept = Vec::with_capacity(records.len());
+    // (outcome, warmup, records of the run seen so far, index in `folded` of the run's entry)
+    let mut run: Option<(Outcome, bool, usize, Option<usize>)> = None;
+    for r in records.drain(..) {
+        if !r.outcome.is_connect_failure() {
+            run = None;
+            kept.push(r);
+            continue;
+        }
+        let same = run.is_some_and(|(o, w, _, _)| o == r.outcome && w == r.warmup);
+        if !same {
+            run = Some((r.outcome, r.warmup, 0, None));
+        }
+        let Some((_, _, seen, entry)) = run.as_mut() else { continue };
+        *seen += 1;
+        if *seen <= keep {
+            kept.push(r);
+            continue;
+        }
+        match *entry {
+            Some(i) => {
+                let f = &mut folded[i];
+                f.count += 1;
+                f.last_index = r.index;
+                f.last_sent_s = r.sent_s;
+            }
+            None => {
+                *entry = Some(folded.len());
+                folded.push(FoldedFailures {
+                    outcome: r.outcome,
+                    warmup: r.warmup,
+                    count: 1,
+                    error: r.error,
+                    first_index: r.index,
+                    last_index: r.index,
+                    first_sent_s: r.sent_s,
+                    last_sent_s: r.sent_s,
+                });
+            }
+        }
+    }
+    *records = kept;
+    folded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(index: u64, outcome: Outcome) -> RequestRecord {
+        let mut r = RequestRecord::new(index, false, index as f64, index as f64, 10);
+        r.outcome = outcome;
+        r.error = (outcome != Outcome::Ok).then(|| format!("{} #{index}", outcome.as_label()));
+        r
+    }
+
+    #[test]
+    fn runs_of_connect_failures_fold_beyond_the_first_few_with_exact_counts() {
+        use Outcome::*;
+        let outcomes = [vec![Ok], vec![ConnectError; 25], vec![Ok], vec![ConnectError; 3], vec![ConnectTimeout; 12]];
+        let mut records: Vec<RequestRecord> =
+            outcomes.concat().into_iter().enumerate().map(|(i, o)| rec(i as u64, o)).collect();
+        let total = records.len();
+        let folded = fold_failure_runs(&mut records, 10);
+        // 25 refused: 10 kept, 15 folded; the 3 after the answer stay; 12 timeouts: 10 + 2.
+        assert_eq!(folded.len(), 2, "{folded:#?}");
+        assert_eq!(
+            (folded[0].outcome, folded[0].count, folded[0].first_index, folded[0].last_index),
+            (ConnectError, 15, 11, 25)
+        );
+        assert_eq!(folded[0].error.as_deref(), Some("connect_error #11"));
+        assert_eq!((folded[1].outcome, folded[1].count), (ConnectTimeout, 2));
+        assert_eq!(records.len() + 17, total);
+        assert!(records.windows(2).all(|w| w[0].index < w[1].index));
+        // Nothing to fold: unchanged.
+        let mut few: Vec<RequestRecord> = (0..5).map(|i| rec(i, HttpError)).collect();
+        assert!(fold_failure_runs(&mut few, 2).is_empty());
+        assert_eq!(few.len(), 5);
+    }
+}

@@ -228,7 +228,46 @@ async fn a_target_that_dies_mid_burst_is_lost_with_its_failures_bounded_and_coun
     assert!(r.client.completed > 0);
     // Bounded: the budget in a row plus what the other slots had in flight, not millions.
     assert!((50..1000).contains(&refused), "{refused} refused");
-    // Every record kept, counts exact: records = completed + failed.
-    assert_eq!(r.records.iter().filter(|x| !x.warmup).count() as u64, r.client.completed + r.client.failed);
+    // Counts exact: the records kept plus the folded failures are every request.
+    let folded: u64 = r.folded_failures.iter().filter(|f| !f.warmup).map(|f| f.count).sum();
+    let kept = r.records.iter().filter(|x| !x.warmup).count() as u64;
+    assert_eq!(kept + folded, r.client.completed + r.client.failed);
     assert!(r.notes.iter().any(|n| n.contains("target_lost")), "{:?}", r.notes);
+}
+
+/// A target refusing every connection for the whole burst, with no error budget (open loop,
+/// `target_lost_after = 0`): the failures in a row are stored as one folded entry after the
+/// first few records, the counts stay exact, and a saved run reads back to the same figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connections_in_a_row_are_stored_compactly_with_exact_counts() {
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let argv = ["llm-loadtest", "run", "--target", &url, "--model", "m", "--quiet", "--skip-validation"];
+    let extra = ["--rate", "400", "--requests", "600", "--target-lost-after", "0"];
+    let Command::Run(a) = Cli::try_parse_from(argv.into_iter().chain(extra)).unwrap().command else { unreachable!() };
+    let p = run::prepare(&a, &url::Url::parse(&url).unwrap(), "m", "t", None).unwrap();
+    let r = burst::run(p, "t".into(), CancellationToken::new(), None).await;
+    let refused = r.client.errors.get("connect_error").copied().unwrap_or(0);
+    println!(
+        "{} requests, {refused} refused, {} records, {:?}",
+        r.client.num_requests,
+        r.records.len(),
+        r.folded_failures.len()
+    );
+    assert_eq!(r.client.num_requests, 600, "{:?}", r.client.errors);
+    assert_eq!(refused, 600);
+    assert!(r.target_unreachable());
+    assert_eq!(r.records.len(), llm_loadtest::record::KEPT_PER_FAILURE_RUN, "the first of the run only");
+    assert_eq!(r.folded_failures.len(), 1, "{:?}", r.folded_failures);
+    assert_eq!(r.folded_failures[0].count, 590);
+    // Saved and read back (`validate DIR`, the daemon's history): the same counts.
+    let dir = tempfile::tempdir().unwrap();
+    llm_loadtest::artifacts::save(dir.path(), &r).unwrap();
+    let lines = std::fs::read_to_string(dir.path().join("requests.jsonl")).unwrap().lines().count();
+    assert_eq!(lines, 10);
+    let back = llm_loadtest::artifacts::read_dir(dir.path()).unwrap();
+    assert_eq!(back.client.num_requests, 600);
+    assert_eq!(back.client.errors, r.client.errors);
+    assert_eq!(back.folded_failures, r.folded_failures);
 }

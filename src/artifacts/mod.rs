@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::RunError;
 use crate::openai::Endpoint;
-use crate::record::{ReceiveLag, RequestRecord};
+use crate::record::{FoldedFailures, Outcome, ReceiveLag, RequestRecord};
 use crate::server::GaugePeaks;
 use crate::stats::{self, ClientStats, Slo};
 use crate::validate::Validation;
@@ -116,6 +116,10 @@ pub struct RunResult {
     /// Why the burst ended early because the target stopped accepting connections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_lost: Option<String>,
+    /// Runs of connection failures folded beyond their first records: counted in `failed` and
+    /// `errors`, absent from `requests.jsonl` (`record::fold_failure_runs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub folded_failures: Vec<FoldedFailures>,
     #[serde(flatten)]
     pub client: ClientStats,
     /// Client vs server verdicts; absent with --skip-validation.
@@ -156,6 +160,8 @@ struct SavedResult {
     cancelled: bool,
     #[serde(default)]
     target_lost: Option<String>,
+    #[serde(default)]
+    folded_failures: Vec<FoldedFailures>,
     duration: f64,
     #[serde(default)]
     receive_lag: ReceiveLag,
@@ -180,7 +186,8 @@ impl RunResult {
             ));
         }
         let records = read_records(requests_jsonl)?;
-        let client = stats::compute(&records, saved.duration, &saved.receive_lag, &saved.plan.goodput_slo);
+        let mut client = stats::compute(&records, saved.duration, &saved.receive_lag, &saved.plan.goodput_slo);
+        stats::add_folded(&mut client, &saved.folded_failures);
         let phases =
             saved.phases.into_iter().filter_map(|(k, v)| PHASES.iter().find(|p| **p == k).map(|p| (*p, v))).collect();
         Ok(RunResult {
@@ -197,6 +204,7 @@ impl RunResult {
             ended_at: saved.ended_at,
             cancelled: saved.cancelled,
             target_lost: saved.target_lost,
+            folded_failures: saved.folded_failures,
             client,
             validation: saved.validation,
             server: saved.server,
@@ -211,15 +219,12 @@ impl RunResult {
 
     /// True when no measured request ever reached the server: the run could not run.
     pub fn target_unreachable(&self) -> bool {
-        self.client.num_requests > 0
-            && self
-                .client
-                .errors
-                .iter()
-                .filter(|(k, _)| matches!(**k, "connect_error" | "connect_timeout"))
-                .map(|(_, v)| v)
-                .sum::<u64>()
-                == self.client.num_requests
+        let connect_failures: u64 = Outcome::ALL
+            .into_iter()
+            .filter(|o| o.is_connect_failure())
+            .filter_map(|o| self.client.errors.get(o.as_label()))
+            .sum();
+        self.client.num_requests > 0 && connect_failures == self.client.num_requests
     }
 
     /// Requests were measured and not one completed (whatever the reason).

@@ -60,6 +60,8 @@ pub struct LoadOutput {
     pub cancelled: bool,
     /// Set when the burst ended early because the target stopped accepting connections.
     pub target_lost: Option<String>,
+    /// Runs of connection failures beyond their first records (`records` keeps those).
+    pub folded: Vec<crate::record::FoldedFailures>,
 }
 
 struct Shared {
@@ -203,6 +205,7 @@ pub async fn run_load(
         records.push(r);
     }
     records.sort_by_key(|r| r.index);
+    let folded = crate::record::fold_failure_runs(&mut records, crate::record::KEPT_PER_FAILURE_RUN);
     LoadOutput {
         records,
         duration_s,
@@ -212,6 +215,7 @@ pub async fn run_load(
         ended_unix,
         cancelled: cancel.is_cancelled(),
         target_lost,
+        folded,
     }
 }
 

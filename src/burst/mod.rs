@@ -115,7 +115,8 @@ async fn run_in_span(
         phases.insert("spans", s.waited_s);
     }
 
-    let client = stats::compute(&out.records, out.duration_s, &out.receive_lag, &slo);
+    let mut client = stats::compute(&out.records, out.duration_s, &out.receive_lag, &slo);
+    stats::add_folded(&mut client, &out.folded);
     let observation = Observation {
         prometheus: server.as_ref().map(|s| prometheus_inputs(s, &model)),
         logs: logs_spec.as_ref().map(|_| logs_input(docker_error, logs.as_ref())),
@@ -169,6 +170,7 @@ async fn run_in_span(
         ended_at: out.ended_unix,
         cancelled: out.cancelled,
         target_lost: out.target_lost,
+        folded_failures: out.folded,
         client,
         validation,
         server: server.as_ref().map(server_summary),

@@ -191,6 +191,18 @@ pub fn compute(records: &[RequestRecord], duration_s: f64, receive_lag: &Receive
     }
 }
 
+/// Count the measured requests folded into runs of failures (`record::fold_failure_runs`): they
+/// are requests and failures of their kind like any other; they have no latency and no record,
+/// so no other figure changes.
+pub fn add_folded(stats: &mut ClientStats, folded: &[crate::record::FoldedFailures]) {
+    for f in folded.iter().filter(|f| !f.warmup) {
+        stats.num_requests = stats.num_requests.saturating_add(f.count);
+        stats.failed = stats.failed.saturating_add(f.count);
+        let n = stats.errors.entry(f.outcome.as_label()).or_insert(0);
+        *n = n.saturating_add(f.count);
+    }
+}
+
 /// Decide which figures the client itself may have distorted.
 fn judge_client_bound(
     ttft: &LatencySummary,
