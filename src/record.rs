@@ -103,6 +103,10 @@ pub struct RequestRecord {
     pub finish_reason: Option<String>,
     /// A short error description (never contains the API key).
     pub error: Option<String>,
+    /// When sending this request opened a new connection: how long its set-up (TCP, and TLS
+    /// for https) took, seconds. Inside `ttft_s` and `e2e_s`, which run from the send.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_s: Option<f64>,
 }
 
 impl RequestRecord {
@@ -123,6 +127,7 @@ impl RequestRecord {
             http_status: None,
             finish_reason: None,
             error: None,
+            connect_s: None,
         }
     }
 

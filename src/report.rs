@@ -58,8 +58,15 @@ pub fn render(r: &RunResult) -> String {
     add("ITL", &c.itl_ms, c.client_bound.itl);
     add("E2E latency", &c.e2el_ms, false);
     add("Schedule lag", &c.schedule_lag_ms, c.client_bound.schedule);
+    if c.connect_ms.count > 0 {
+        add("Connect", &c.connect_ms, false);
+    }
     out.push_str(&lat.to_string());
     out.push('\n');
+    out.push_str(&format!(
+        "Connections opened during the run: {} ({} completed requests have one inside their TTFT)\n",
+        c.connect_ms.count, c.ttft_with_connect
+    ));
     out.push_str(&format!(
         "Client receive lag: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms ({} probes)\n",
         c.receive_lag.p50_us / 1e3,

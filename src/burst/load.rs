@@ -29,6 +29,8 @@ pub struct LoadSpec {
     pub warmup: u64,
     /// Connection failures in a row (burst-wide) that end the burst as `target_lost`; 0 never.
     pub target_lost_after: u64,
+    /// Connections to open before the measured start (0: none, `cold_connections`).
+    pub prewarm_connections: u32,
 }
 
 /// A slot's first retry after a connection failure waits this long, doubling up to the cap.
@@ -62,6 +64,8 @@ pub struct LoadOutput {
     pub target_lost: Option<String>,
     /// Runs of connection failures beyond their first records (`records` keeps those).
     pub folded: Vec<crate::record::FoldedFailures>,
+    /// Connections opened before the measured start (0 with `cold_connections`).
+    pub connections_opened_before: u32,
 }
 
 struct Shared {
@@ -178,6 +182,9 @@ pub async fn run_load(
         let _ = g.go.await;
     }
 
+    let prewarm = shared.spec.prewarm_connections;
+    let opened =
+        if prewarm > 0 && !shared.stopped() { worker::open_connections(&shared.spec.target, prewarm).await } else { 0 };
     let threads = tokio::runtime::Handle::current().metrics().num_workers();
     let probe = lag::LagProbe::start(threads);
     let started_unix = jiff::Timestamp::now();
@@ -216,6 +223,7 @@ pub async fn run_load(
         cancelled: cancel.is_cancelled(),
         target_lost,
         folded,
+        connections_opened_before: opened,
     }
 }
 

@@ -149,6 +149,12 @@ async fn run_in_span(
         notes.push("the server sent no `usage`: token counts are chunk counts (approximate)".into());
     }
     notes.extend(client.client_bound.reasons.iter().cloned());
+    if out.connections_opened_before > 0 {
+        notes.push(format!(
+            "{} connections opened before the measured start (cold_connections = true measures them instead)",
+            out.connections_opened_before
+        ));
+    }
     if let Some(why) = &out.target_lost {
         notes.push(format!("the burst ended early (target_lost): {why}"));
     }

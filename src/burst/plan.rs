@@ -179,6 +179,7 @@ pub fn plan(target: &Target, workload: &Workload, tolerances: Tolerances, run_id
             wait_max: workload.spans_timeout,
         }
     });
+    let prewarm_connections = if workload.cold_connections { 0 } else { arrival.expected_in_flight() };
     let spec = LoadSpec {
         target: Arc::new(request_target),
         endpoint: workload.endpoint,
@@ -187,6 +188,7 @@ pub fn plan(target: &Target, workload: &Workload, tolerances: Tolerances, run_id
         stop,
         warmup: workload.warmup,
         target_lost_after: workload.target_lost_after,
+        prewarm_connections,
     };
     let logs = (!target.skip_validation && !target.skip_logs).then(|| LogsSpec {
         explicit: target.container.clone(),

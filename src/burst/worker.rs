@@ -28,6 +28,52 @@ impl RequestTarget {
     }
 }
 
+/// The model list next to a completions URL (`.../v1/chat/completions` -> `.../v1/models`).
+fn models_url(completions: &reqwest::Url) -> reqwest::Url {
+    let mut url = completions.clone();
+    let path = url.path().to_owned();
+    let base = path.strip_suffix("chat/completions").or_else(|| path.strip_suffix("completions"));
+    url.set_path(&format!("{}models", base.unwrap_or("/v1/")));
+    url.set_query(None);
+    url
+}
+
+/// Open `n` connections to the target before the clock starts, so no measured TTFT includes a
+/// connection set-up: `n` concurrent GETs of the model list (every OpenAI-compatible server has
+/// one; whatever the answer, the connection stays open), each response held until all have
+/// arrived so that each request has a connection of its own. Returns how many connections were
+/// made; failures are left for the burst to meet and count. Bounded by the connect timeout plus
+/// 5 s.
+pub async fn open_connections(target: &RequestTarget, n: u32) -> u32 {
+    let url = models_url(&target.url);
+    let deadline = tokio::time::Instant::now() + target.timeouts.connect + Duration::from_secs(5);
+    let one = |_| {
+        let slot = std::sync::Arc::new(crate::http::ConnectSlot::default());
+        let mut req = target.client.get(url.clone());
+        if let Some(key) = &target.api_key {
+            req = req.bearer_auth(key);
+        }
+        let send = crate::http::with_connect_slot(slot.clone(), req.send());
+        async move { (send.await.ok(), slot) }
+    };
+    let opened = tokio::time::timeout_at(deadline, futures_util::future::join_all((0..n).map(one))).await;
+    let Ok(opened) = opened else { return 0 };
+    let made = opened.iter().filter(|(_, slot)| slot.get().is_some()).count() as u32;
+    // Read the bodies (small) so every connection goes back to the pool, idle.
+    for (resp, _) in opened {
+        if let Some(r) = resp {
+            let _ = tokio::time::timeout_at(deadline, r.bytes()).await;
+        }
+    }
+    // The pool takes a connection back once its task has seen the response end, a moment after
+    // the body was read: a request sent at once would open a new one instead.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    made
+}
+
+/// The longest wait for the rest of a body after `[DONE]` (it is normally there already).
+const DRAIN_LIMIT: Duration = Duration::from_millis(200);
+
 /// Longest error body kept in a record.
 const ERROR_BODY_LIMIT: usize = 300;
 /// Most of an error response read (its message is near the start).
@@ -64,7 +110,9 @@ pub async fn execute(
 
     // A non-streamed response has its headers only at completion.
     let header_deadline = if target.stream { first_token_deadline } else { deadline };
-    let resp = match timeout_at(header_deadline, req.send()).await {
+    let connect = std::sync::Arc::new(crate::http::ConnectSlot::default());
+    let send = crate::http::with_connect_slot(connect.clone(), req.send());
+    let resp = match timeout_at(header_deadline, send).await {
         Err(_) if target.stream => {
             return fail(
                 record,
@@ -78,6 +126,7 @@ pub async fn execute(
         Ok(Err(e)) => return fail_send(record, &e),
         Ok(Ok(r)) => r,
     };
+    record.connect_s = connect.get().map(|d| d.as_secs_f64());
     let status = resp.status();
     record.http_status = Some(status.as_u16());
     if !status.is_success() {
@@ -168,6 +217,19 @@ where
         }
     }
 
+    /// After `[DONE]`: read what is left of the body (the chunked encoding's last chunk) so the
+    /// connection goes back to the pool for the next request instead of being closed with unread
+    /// bytes. Bounded: at most 64 KiB, and not past `deadline`; whatever it meets is ignored.
+    pub async fn drain(&mut self, deadline: Instant) {
+        let mut left: usize = 64 << 10;
+        while let Chunk::Bytes(b) = next_chunk(&mut self.body, deadline).await {
+            left = left.saturating_sub(b.len().max(1));
+            if left == 0 {
+                break;
+            }
+        }
+    }
+
     /// The next event's data, or None at the end of the stream.
     pub async fn next(&mut self, deadline: (Instant, Outcome, &'static str)) -> Result<Option<String>, StreamFault> {
         let (at, outcome, why) = deadline;
@@ -241,6 +303,7 @@ async fn read_stream(
         if data == "[DONE]" {
             record.e2e_s = Some(at);
             done = true;
+            events.drain((now + DRAIN_LIMIT).min(deadlines.request)).await;
             break;
         }
         if data.is_empty() {

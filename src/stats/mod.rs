@@ -108,6 +108,11 @@ pub struct ClientStats {
     pub finish_reasons: BTreeMap<String, u64>,
     pub http_statuses: BTreeMap<u16, u64>,
     pub schedule_lag_ms: LatencySummary,
+    /// Connection set-up of the measured requests that opened a new connection (the others
+    /// reused one, opened before the clock by default).
+    pub connect_ms: LatencySummary,
+    /// Completed requests whose TTFT includes a connection set-up.
+    pub ttft_with_connect: u64,
     pub receive_lag: ReceiveLag,
     pub client_bound: ClientBound,
 }
@@ -160,6 +165,8 @@ pub fn compute(records: &[RequestRecord], duration_s: f64, receive_lag: &Receive
         }
     }
     let lags: Vec<f64> = measured.iter().map(|r| r.schedule_lag_s() * 1e3).collect();
+    let connects: Vec<f64> = measured.iter().filter_map(|r| r.connect_s).map(|s| s * 1e3).collect();
+    let ttft_with_connect = ok.iter().filter(|r| r.connect_s.is_some()).count() as u64;
 
     let rate = |n: f64| if duration_s > 0.0 { n / duration_s } else { 0.0 };
     let ttft_ms = LatencySummary::from_samples(ttft);
@@ -186,6 +193,8 @@ pub fn compute(records: &[RequestRecord], duration_s: f64, receive_lag: &Receive
         finish_reasons,
         http_statuses,
         schedule_lag_ms,
+        connect_ms: LatencySummary::from_samples(connects),
+        ttft_with_connect,
         receive_lag: receive_lag.clone(),
         client_bound,
     }
@@ -268,6 +277,8 @@ impl serde::Serialize for ClientStats {
         m.serialize_entry("finish_reasons", &self.finish_reasons)?;
         m.serialize_entry("http_statuses", &self.http_statuses)?;
         m.serialize_entry("schedule_lag_ms", &self.schedule_lag_ms)?;
+        m.serialize_entry("connect_ms", &self.connect_ms)?;
+        m.serialize_entry("ttft_with_connect", &self.ttft_with_connect)?;
         m.serialize_entry("receive_lag", &self.receive_lag)?;
         m.serialize_entry("client_bound", &self.client_bound)?;
         m.end()

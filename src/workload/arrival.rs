@@ -52,6 +52,20 @@ impl ArrivalPlan {
         }
     }
 
+    /// How many connections to open before the measured start: the concurrency of a closed loop;
+    /// for an open loop, what a second of arrivals keeps in flight at 1 s per request (the
+    /// rate, rounded up), within its cap and at most 256 (the idle connections the load's client
+    /// keeps per host when uncapped). More connections than that open as needed, in the run.
+    pub fn expected_in_flight(&self) -> u32 {
+        match self {
+            ArrivalPlan::Concurrency { concurrency } => *concurrency,
+            ArrivalPlan::Rate { rate, max_concurrency, .. } => {
+                let per_second = if rate.is_finite() { rate.ceil().clamp(1.0, 256.0) as u32 } else { 256 };
+                max_concurrency.map_or(per_second, |m| per_second.min(m))
+            }
+        }
+    }
+
     /// Start offsets for an open-loop plan; `None` for a closed loop, whose
     /// starts depend on completions.
     pub fn offsets(&self) -> Option<ArrivalOffsets> {

@@ -80,6 +80,9 @@ pub struct Workload {
     pub first_token_timeout: Option<Duration>,
     /// `connect_timeout` (default `"10s"`): time limit to establish a connection.
     pub connect_timeout: Duration,
+    /// `cold_connections` (default false): do not open the connections before the clock starts,
+    /// so the first requests of each connection pay its set-up inside their TTFT (on purpose).
+    pub cold_connections: bool,
     /// `target_lost_after` (default 100, 0 = never): this many connection failures in a row,
     /// across the burst, end it early as `target_lost` (every record up to then kept).
     pub target_lost_after: u64,
@@ -124,6 +127,7 @@ impl Default for Workload {
             connect_timeout: Duration::from_secs(10),
             inter_chunk_timeout: DEFAULT_INTER_CHUNK_TIMEOUT,
             target_lost_after: DEFAULT_TARGET_LOST_AFTER,
+            cold_connections: false,
             goodput: Slo::default(),
             idle_window: Duration::from_secs(1),
             settle_timeout: Duration::from_secs(5),
@@ -215,6 +219,11 @@ pub struct WorkloadPatch {
     #[arg(long, value_parser = parse_duration)]
     #[serde(skip)]
     pub inter_chunk_timeout: Option<Duration>,
+    /// Do not open the connections before the measured start: the first request of each
+    /// connection pays its set-up in its TTFT (to measure cold connections on purpose).
+    #[arg(long, num_args = 0, default_missing_value = "true")]
+    #[serde(skip)]
+    pub cold_connections: Option<bool>,
     /// End the burst early as target_lost after this many connection failures in a row
     /// (0: never) [default: 100].
     #[arg(long)]
@@ -269,6 +278,7 @@ impl WorkloadPatch {
             ("connect_timeout", p.connect_timeout.is_some()),
             ("inter_chunk_timeout", p.inter_chunk_timeout.is_some()),
             ("target_lost_after", p.target_lost_after.is_some()),
+            ("cold_connections", p.cold_connections.is_some()),
             ("goodput.ttft_ms", slo(|s| s.ttft_ms)),
             ("goodput.tpot_ms", slo(|s| s.tpot_ms)),
             ("goodput.e2el_ms", slo(|s| s.e2el_ms)),
@@ -340,6 +350,7 @@ impl Workload {
         set(&mut self.connect_timeout, p.connect_timeout);
         set(&mut self.inter_chunk_timeout, p.inter_chunk_timeout);
         set(&mut self.target_lost_after, p.target_lost_after);
+        set(&mut self.cold_connections, p.cold_connections);
         if let Some(terms) = &p.goodput {
             self.goodput = terms.iter().fold(Slo::default(), |acc, t| acc.merged(t));
         }
