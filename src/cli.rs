@@ -42,6 +42,9 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Recompute a run's validation from the directory `run --save-artifacts` wrote.
     Validate(ValidateArgs),
+    /// Join the artifacts of the shards of one burst (`run --shard I/N`) into one result whose
+    /// statistics come from the union of their records.
+    Merge(MergeArgs),
     /// Show what the parsers understood of a saved file.
     #[command(subcommand)]
     Inspect(InspectCommand),
@@ -198,6 +201,28 @@ pub struct RunArgs {
     /// Start the built-in simulator on a free loopback port and target it.
     #[arg(long)]
     pub demo: bool,
+    /// Run only shard I of N of the plan (0 <= I < N): its share of the concurrency and the
+    /// requests (closed loop), or every N-th arrival of the one seeded schedule (open loop).
+    /// `llm-loadtest merge` joins the N shards' artifacts into one result.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::workload::Shard>,
+    /// Start the measured load at this wall-clock instant (RFC 3339, e.g.
+    /// 2026-12-06T22:30:00Z), the same for every shard.
+    #[arg(long, value_name = "TIME")]
+    pub start_at: Option<jiff::Timestamp>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct MergeArgs {
+    /// The artifact directories of the shards (`run --shard I/N --save-artifacts DIR`).
+    #[arg(required = true, num_args = 1..)]
+    pub dirs: Vec<PathBuf>,
+    /// Write the merged result.json and requests.jsonl here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print the merged result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug, Clone)]

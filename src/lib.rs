@@ -25,6 +25,8 @@ pub mod exporter;
 pub mod http;
 /// vLLM log lines (access, engine stats, errors) -> findings (pure).
 pub mod logs;
+/// `merge`: the shards of one burst joined into one result, statistics from the union of their records.
+pub mod merge;
 /// Offline commands over saved files: `validate DIR`, `inspect metrics FILE`.
 pub mod offline;
 /// OpenAI-compatible request bodies and streamed chunk parsing.

@@ -78,6 +78,7 @@ async fn run_command(command: Command, serve_config: Option<(llm_loadtest::confi
         },
         Command::Doctor(args) => doctor::run_command(args).await,
         Command::Validate(args) => offline::validate_command(&args),
+        Command::Merge(args) => llm_loadtest::merge::command(&args),
         Command::Inspect(what) => offline::inspect_command(&what),
         Command::CheckConfig(args) => daemon::check_config_command(&args.file),
         Command::Healthcheck(args) => daemon::healthcheck_command(&args.url, args.timeout).await,

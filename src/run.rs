@@ -42,6 +42,8 @@ pub fn prepare(
         skip_validation: args.skip_validation,
         skip_logs: args.skip_logs,
         spans,
+        shard: args.shard.unwrap_or_default(),
+        start_at: args.start_at,
         ..Target::new(target.clone(), model)
     };
     let tolerances = args.tolerance.map_or_else(Tolerances::default, Tolerances::uniform);

@@ -65,13 +65,16 @@ fn streamed_chat_burst_counts_tokens_from_usage() {
             "--save-artifacts",
             art.to_str().unwrap(),
         ]);
-        for c in v["validation"]["prometheus"]["comparisons"].as_array().unwrap() {
+        let comparisons = v["validation"]["prometheus"]["comparisons"].as_array().unwrap().clone();
+        for c in &comparisons {
             if ["request_count", "prompt_tokens", "generation_tokens"].contains(&c["check"].as_str().unwrap()) {
                 assert_eq!(c["client"], c["server"], "attempt {attempt}: {c}");
             }
-            assert_verdict_pass_or_client_bound(c);
         }
+        // A latency verdict can tip on a starved burst (seen in CI with e2e_latency_mean +21%
+        // while the machine was busy): another burst is tried; the last must hold.
         if v["validation"]["overall"] == "PASS" || attempt == 3 {
+            comparisons.iter().for_each(assert_verdict_pass_or_client_bound);
             break (v, stdout, dir, art);
         }
         eprintln!("attempt {attempt} was not PASS, trying once more: {:#}", v["validation"]["prometheus"]);

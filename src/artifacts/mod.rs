@@ -67,6 +67,12 @@ pub struct RunPlan {
     pub goodput_slo: Slo,
     /// None with --skip-validation.
     pub metrics_url: Option<String>,
+    /// The part of the plan this run was (`run --shard I/N`); absent for a whole burst.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::workload::Shard>,
+    /// The wall-clock start the shards of one burst shared (`run --start-at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<jiff::Timestamp>,
 }
 
 /// How the server's /metrics were observed (the raw snapshots are artifacts).

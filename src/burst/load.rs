@@ -16,7 +16,7 @@ use super::trace::{self, RequestSampling};
 use super::worker::{self, RequestTarget};
 use crate::openai::{Endpoint, RequestOptions, build_body};
 use crate::record::{Outcome, ReceiveLag, RequestRecord};
-use crate::workload::{ArrivalPlan, PromptSource, StopCondition};
+use crate::workload::{ArrivalPlan, PromptSource, Shard, StopCondition};
 
 /// Everything that defines the load of one burst.
 pub struct LoadSpec {
@@ -31,6 +31,11 @@ pub struct LoadSpec {
     pub target_lost_after: u64,
     /// Connections to open before the measured start (0: none, `cold_connections`).
     pub prewarm_connections: u32,
+    /// The part of the plan this generator runs (`run --shard I/N`); the whole plan by default.
+    pub shard: Shard,
+    /// The wall-clock instant the measured load starts at (`run --start-at`), shared by the
+    /// shards of one burst; None starts at once.
+    pub start_at: Option<jiff::Timestamp>,
 }
 
 /// A slot's first retry after a connection failure waits this long, doubling up to the cap.
@@ -66,6 +71,8 @@ pub struct LoadOutput {
     pub folded: Vec<crate::record::FoldedFailures>,
     /// Connections opened before the measured start (0 with `cold_connections`).
     pub connections_opened_before: u32,
+    /// How late the measured start was after `start_at` (seconds), when it was.
+    pub late_start_s: Option<f64>,
 }
 
 struct Shared {
@@ -171,10 +178,13 @@ pub async fn run_load(
         lost_reason: std::sync::OnceLock::new(),
     });
 
-    if warmup > 0 {
-        let c = u64::from(shared.spec.plan.max_in_flight().unwrap_or(1)).clamp(1, warmup);
+    let shard = shared.spec.shard;
+    let warmup_share = shard.share(warmup);
+    if warmup_share > 0 {
+        let c = shard.share(u64::from(shared.spec.plan.max_in_flight().unwrap_or(1))).clamp(1, warmup_share);
         let span = trace::phase_span("warmup");
-        let warm = closed_loop(&shared, c, StopCondition::Requests(warmup), true, 0, Instant::now(), &span);
+        let stop = StopCondition::Requests(warmup_share);
+        let warm = closed_loop(&shared, c, stop, true, 0, Instant::now(), &span);
         warm.instrument(span.clone()).await;
     }
     if let Some(g) = gate {
@@ -185,6 +195,20 @@ pub async fn run_load(
     let prewarm = shared.spec.prewarm_connections;
     let opened =
         if prewarm > 0 && !shared.stopped() { worker::open_connections(&shared.spec.target, prewarm).await } else { 0 };
+    let mut late_start_s = None;
+    if let Some(at) = shared.spec.start_at {
+        // Wait on the wall clock for the instant the other shards start at too.
+        let wait = at.duration_since(jiff::Timestamp::now());
+        match std::time::Duration::try_from(wait) {
+            Ok(d) if !d.is_zero() => {
+                tokio::select! {
+                    _ = tokio::time::sleep(d) => {}
+                    _ = shared.cancel.cancelled() => {}
+                }
+            }
+            _ => late_start_s = Some(-wait.as_secs_f64()),
+        }
+    }
     let threads = tokio::runtime::Handle::current().metrics().num_workers();
     let probe = lag::LagProbe::start(threads);
     let started_unix = jiff::Timestamp::now();
@@ -193,12 +217,17 @@ pub async fn run_load(
     let span = trace::phase_span("load");
     match shared.spec.plan.clone() {
         ArrivalPlan::Concurrency { concurrency } => {
-            let slots = u64::from(concurrency);
-            let load = closed_loop(&shared, slots, shared.spec.stop, false, first_index, start, &span);
+            let slots = shard.share(u64::from(concurrency)).max(1);
+            let stop = match shared.spec.stop {
+                StopCondition::Requests(n) => StopCondition::Requests(shard.share(n)),
+                d @ StopCondition::Duration(_) => d,
+            };
+            let load = closed_loop(&shared, slots, stop, false, first_index, start, &span);
             load.instrument(span.clone()).await;
         }
         ArrivalPlan::Rate { max_concurrency, .. } => {
-            open_loop(&shared, max_concurrency, first_index, start, &span).instrument(span.clone()).await;
+            let cap = max_concurrency.map(|c| shard.share(u64::from(c)).max(1) as u32);
+            open_loop(&shared, cap, first_index, start, &span).instrument(span.clone()).await;
         }
     }
     drop(span);
@@ -224,6 +253,7 @@ pub async fn run_load(
         target_lost,
         folded,
         connections_opened_before: opened,
+        late_start_s,
     }
 }
 
@@ -271,7 +301,8 @@ async fn closed_loop(
                 if should_stop(stop, n, start) {
                     break;
                 }
-                let outcome = shared.one(first_index + n, warmup, start, due_s, &phase).await;
+                let index = first_index + shared.spec.shard.plan_index(n);
+                let outcome = shared.one(index, warmup, start, due_s, &phase).await;
                 failures = if outcome.is_connect_failure() { failures.saturating_add(1) } else { 0 };
             }
         }));
@@ -296,6 +327,9 @@ async fn open_loop(shared: &Arc<Shared>, max_concurrency: Option<u32>, first_ind
         };
         if over || shared.stopped() {
             break;
+        }
+        if !shared.spec.shard.owns(n) {
+            continue;
         }
         tokio::select! {
             _ = tokio::time::sleep_until(start + offset) => {}

@@ -117,9 +117,22 @@ async fn run_in_span(
 
     let mut client = stats::compute(&out.records, out.duration_s, &out.receive_lag, &slo);
     stats::add_folded(&mut client, &out.folded);
+    // No container was named and none was found (no Docker Engine here, as in a Kubernetes pod,
+    // or no container publishes the port): there is no log section to judge, which is not a
+    // section that failed. A named container that cannot be read is a SKIP, which alerts.
+    let logs_not_sought = match (&logs_spec, &logs) {
+        (Some(spec), None) if spec.explicit.is_none() => Some(format!(
+            "container logs not read: no `container` given, and none found by the target's port ({})",
+            docker_error.as_deref().unwrap_or("not found")
+        )),
+        _ => None,
+    };
+    if let Some(n) = &logs_not_sought {
+        notes.push(n.clone());
+    }
     let observation = Observation {
         prometheus: server.as_ref().map(|s| prometheus_inputs(s, &model)),
-        logs: logs_spec.as_ref().map(|_| logs_input(docker_error, logs.as_ref())),
+        logs: logs_spec.as_ref().filter(|_| logs_not_sought.is_none()).map(|_| logs_input(docker_error, logs.as_ref())),
         traces: server.as_ref().and(spans.as_ref()).map(traces_input),
     };
     let client_side = ClientSide {
@@ -149,6 +162,9 @@ async fn run_in_span(
         notes.push("the server sent no `usage`: token counts are chunk counts (approximate)".into());
     }
     notes.extend(client.client_bound.reasons.iter().cloned());
+    if let Some(late) = out.late_start_s.filter(|s| *s > 0.1) {
+        notes.push(format!("the measured load started {late:.1} s after --start-at (it was reached late)"));
+    }
     if out.connections_opened_before > 0 {
         notes.push(format!(
             "{} connections opened before the measured start (cold_connections = true measures them instead)",

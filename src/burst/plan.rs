@@ -18,7 +18,7 @@ use crate::server::MetricsClient;
 use crate::stats::Slo;
 use crate::traces::{Hub, request_id_prefix};
 use crate::validate::Tolerances;
-use crate::workload::{PromptSource, Workload};
+use crate::workload::{ArrivalPlan, PromptSource, Shard, Workload};
 
 /// The server side of a burst: where it is and how to observe it.
 #[derive(Debug, Clone)]
@@ -38,6 +38,10 @@ pub struct Target {
     pub skip_logs: bool,
     /// The OTLP receiver's routing table, when vLLM's spans are received.
     pub spans: Option<Arc<Hub>>,
+    /// The part of the plan this generator runs (`run --shard I/N`).
+    pub shard: Shard,
+    /// When the measured load starts, on the wall clock (`run --start-at`).
+    pub start_at: Option<jiff::Timestamp>,
 }
 
 impl Target {
@@ -52,6 +56,8 @@ impl Target {
             skip_validation: false,
             skip_logs: false,
             spans: None,
+            shard: Shard::WHOLE,
+            start_at: None,
         }
     }
 }
@@ -109,6 +115,20 @@ pub fn plan(target: &Target, workload: &Workload, tolerances: Tolerances, run_id
     let api_key = read_api_key(target.api_key.as_ref(), target.api_key_file.as_deref())?;
     let prompts = PromptSource::from_workload(workload)?;
     let arrival = workload.arrival();
+    let shard = target.shard;
+    if let ArrivalPlan::Concurrency { concurrency } = arrival
+        && u64::from(concurrency) < u64::from(shard.count)
+    {
+        return Err(RunError::BadInput(format!(
+            "concurrency {concurrency} cannot be shared by {} shards: each shard needs at least one slot",
+            shard.count
+        )));
+    }
+    if let Some(at) = target.start_at
+        && at.duration_since(jiff::Timestamp::now()) > jiff::SignedDuration::from_hours(24)
+    {
+        return Err(RunError::BadInput(format!("--start-at {at} is more than a day away")));
+    }
     let stop = workload.stop();
     let timeouts = workload.timeouts();
     let metrics_url = match (&target.metrics_url, target.skip_validation) {
@@ -157,6 +177,8 @@ pub fn plan(target: &Target, workload: &Workload, tolerances: Tolerances, run_id
         timeouts,
         goodput_slo: workload.goodput,
         metrics_url: metrics_url.as_deref().map(crate::http::redact_url),
+        shard: (!shard.is_whole()).then_some(shard),
+        start_at: target.start_at,
     };
     let request_target = RequestTarget {
         client,
@@ -179,7 +201,10 @@ pub fn plan(target: &Target, workload: &Workload, tolerances: Tolerances, run_id
             wait_max: workload.spans_timeout,
         }
     });
-    let prewarm_connections = if workload.cold_connections { 0 } else { arrival.expected_in_flight() };
+    let prewarm_connections = match workload.cold_connections {
+        true => 0,
+        false => shard.share(u64::from(arrival.expected_in_flight())).max(1) as u32,
+    };
     let spec = LoadSpec {
         target: Arc::new(request_target),
         endpoint: workload.endpoint,
@@ -189,6 +214,8 @@ pub fn plan(target: &Target, workload: &Workload, tolerances: Tolerances, run_id
         warmup: workload.warmup,
         target_lost_after: workload.target_lost_after,
         prewarm_connections,
+        shard,
+        start_at: target.start_at,
     };
     let logs = (!target.skip_validation && !target.skip_logs).then(|| LogsSpec {
         explicit: target.container.clone(),

@@ -3,12 +3,14 @@
 
 pub mod arrival;
 pub mod prompts;
+pub mod shard;
 pub mod spec;
 
 use std::time::Duration;
 
 pub use arrival::{ArrivalPlan, StopCondition};
 pub use prompts::{Prompt, PromptSource};
+pub use shard::Shard;
 pub use spec::{DEFAULT_CONCURRENCY, DEFAULT_REQUESTS, MAX_DURATION, Problem, Workload, WorkloadPatch, flag_name};
 
 /// Per-request time limits.
