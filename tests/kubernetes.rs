@@ -1,0 +1,347 @@
+//! The Kubernetes base (deploy/kubernetes/) holds together.
+//!
+//! Without any tool: the PrometheusRule carries exactly the groups of alerts/llm-loadtest.*.yml,
+//! the dashboards' ConfigMaps are generated from exact copies of grafana/dashboards/*.json, and
+//! the daemon config of the ConfigMap is valid and names what the Deployment mounts.
+//!
+//! Ignored in a plain `cargo test` (they need kubectl, python3 and Node.js; scripts/test.sh runs
+//! them, and then they fail, never skip, when one is missing): scripts/check-kubernetes.sh
+//! validates every rendered object offline (Kubernetes schemas, prometheus-operator's API), and
+//! the rendered objects reference each other correctly (names that kustomize rewrites, label
+//! selectors, the scrape job name the alert rules expect).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(path: &str) -> String {
+    let full = repo().join(path);
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
+}
+
+fn yaml(path: &str) -> Value {
+    serde_yaml_ng::from_str(&read(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Every non-empty document of a YAML stream.
+fn documents(text: &str) -> Vec<Value> {
+    serde_yaml_ng::Deserializer::from_str(text)
+        .map(|d| Value::deserialize(d).unwrap_or_else(|e| panic!("not YAML: {e}")))
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// The names of the `*.json` files of `dir` (relative to the repository), sorted.
+fn json_files(dir: &str) -> Vec<String> {
+    let full = repo().join(dir);
+    let mut names: Vec<String> = std::fs::read_dir(&full)
+        .unwrap_or_else(|e| panic!("{}: {e}", full.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    names
+}
+
+fn group_names(groups: &[Value]) -> Vec<String> {
+    groups.iter().map(|g| g["name"].as_str().unwrap_or("(no name)").to_owned()).collect()
+}
+
+const RULE_FILES: [&str; 2] = ["alerts/llm-loadtest.rules.yml", "alerts/llm-loadtest.recording.yml"];
+
+#[test]
+fn prometheusrule_carries_exactly_the_groups_of_the_rule_files() {
+    // Every rule file of alerts/ is a source (a new one must be added to the generator too).
+    let mut present: Vec<String> = std::fs::read_dir(repo().join("alerts"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("llm-loadtest.") && n.ends_with(".yml"))
+        .map(|n| format!("alerts/{n}"))
+        .collect();
+    present.sort();
+    let mut sources: Vec<String> = RULE_FILES.iter().map(|s| s.to_string()).collect();
+    sources.sort();
+    assert_eq!(present, sources, "scripts/gen-prometheusrule.py reads exactly these rule files");
+
+    let mut groups: Vec<Value> = Vec::new();
+    for file in RULE_FILES {
+        let doc = yaml(file);
+        let g = doc["groups"].as_sequence().unwrap_or_else(|| panic!("{file}: no `groups` list"));
+        assert!(!g.is_empty(), "{file}: no group");
+        groups.extend(g.iter().cloned());
+    }
+    let rule = yaml("deploy/kubernetes/prometheusrule.yaml");
+    assert_eq!(rule["apiVersion"].as_str(), Some("monitoring.coreos.com/v1"));
+    assert_eq!(rule["kind"].as_str(), Some("PrometheusRule"));
+    let got = rule["spec"]["groups"].as_sequence().expect("deploy/kubernetes/prometheusrule.yaml: spec.groups");
+    assert_eq!(group_names(got), group_names(&groups), "the groups, in order");
+    for (g, want) in got.iter().zip(&groups) {
+        // Whole groups compared as data: every rule, expression, `for`, label and annotation.
+        assert!(
+            g == want,
+            "group {:?} of deploy/kubernetes/prometheusrule.yaml differs from alerts/: run `python3 \
+             scripts/gen-prometheusrule.py`",
+            want["name"]
+        );
+    }
+    let rules: usize = got.iter().map(|g| g["rules"].as_sequence().map_or(0, |r| r.len())).sum();
+    let alerts = got
+        .iter()
+        .flat_map(|g| g["rules"].as_sequence().into_iter().flatten())
+        .filter(|r| r["alert"].as_str().is_some())
+        .count();
+    assert!(rules > 20 && alerts > 10, "{rules} rules, {alerts} alerts");
+}
+
+#[test]
+fn dashboard_configmaps_are_generated_from_exact_copies_of_the_dashboards() {
+    let names = json_files("grafana/dashboards");
+    assert!(!names.is_empty());
+    assert_eq!(json_files("deploy/kubernetes/dashboards"), names, "run `python3 scripts/gen-prometheusrule.py`");
+    let kustomization = read("deploy/kubernetes/kustomization.yaml");
+    for n in &names {
+        let copy = read(&format!("deploy/kubernetes/dashboards/{n}"));
+        assert!(
+            copy == read(&format!("grafana/dashboards/{n}")),
+            "deploy/kubernetes/dashboards/{n} differs from grafana/dashboards/{n}: run `python3 \
+             scripts/gen-prometheusrule.py`"
+        );
+        assert!(
+            kustomization.contains(&format!("- dashboards/{n}")),
+            "kustomization.yaml generates no ConfigMap from {n}"
+        );
+    }
+}
+
+/// The volume mount of `container` named `name`.
+fn mount_path(container: &Value, name: &str) -> String {
+    let mounts = container["volumeMounts"].as_sequence().expect("volumeMounts");
+    let m = mounts.iter().find(|m| m["name"].as_str() == Some(name)).unwrap_or_else(|| panic!("no mount {name}"));
+    m["mountPath"].as_str().unwrap().to_owned()
+}
+
+/// The volume of the pod spec `pod` named `name`.
+fn volume<'a>(pod: &'a Value, name: &str) -> &'a Value {
+    let volumes = pod["volumes"].as_sequence().expect("volumes");
+    volumes.iter().find(|v| v["name"].as_str() == Some(name)).unwrap_or_else(|| panic!("no volume {name}"))
+}
+
+#[test]
+fn daemon_config_is_valid_and_names_what_the_deployment_mounts() {
+    const TOKEN_FILE: &str = "/run/secrets/llm-loadtest/token";
+    let text = read("deploy/kubernetes/llm-loadtest.toml");
+    assert!(text.contains(&format!("token_file = \"{TOKEN_FILE}\"")), "[auth] token_file = {TOKEN_FILE:?}");
+    // The token file is read at load: a local one stands in for the Secret.
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let local = text.replace(TOKEN_FILE, &token.display().to_string());
+    let config = llm_loadtest::config::load_from_str(&local, &[])
+        .unwrap_or_else(|e| panic!("deploy/kubernetes/llm-loadtest.toml: {e}"));
+    assert!(!config.listen.ip().is_loopback(), "listen = {}: the Service cannot reach loopback", config.listen);
+    assert!(config.auth.is_enabled());
+    assert!(config.warnings().is_empty(), "{:?}", config.warnings());
+    assert!(!config.targets.is_empty());
+    for t in &config.targets {
+        assert!(t.container.is_none(), "target {}: a pod has no Docker socket for `container`", t.name);
+    }
+
+    let deployment = yaml("deploy/kubernetes/deployment.yaml");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let args: Vec<&str> = container["args"].as_sequence().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert_eq!(args, ["serve", "--config", "/etc/llm-loadtest/llm-loadtest.toml"]);
+    // The ConfigMap's key is the file name (configMapGenerator `files: [llm-loadtest.toml]`).
+    assert_eq!(mount_path(container, "config"), "/etc/llm-loadtest");
+    assert!(read("deploy/kubernetes/kustomization.yaml").contains("- llm-loadtest.toml"));
+    assert_eq!(format!("{}/token", mount_path(container, "token")), TOKEN_FILE);
+    assert_eq!(mount_path(container, "data"), config.data_dir.to_str().unwrap());
+    assert_eq!(container["ports"][0]["name"].as_str(), Some("http"));
+    assert_eq!(container["ports"][0]["containerPort"].as_u64(), Some(u64::from(config.listen.port())));
+
+    let secret = &volume(pod, "token")["secret"];
+    assert_eq!(secret["secretName"].as_str(), Some("llm-loadtest-token"));
+    assert_eq!(secret["items"][0]["key"].as_str(), Some("token"));
+    assert_eq!(secret["items"][0]["path"].as_str(), Some("token"));
+    assert_eq!(volume(pod, "data")["persistentVolumeClaim"]["claimName"].as_str(), Some("llm-loadtest-data"));
+
+    // SIGTERM: up to SHUTDOWN_GRACE for the cancelled bursts, then the OTLP flush (10 s).
+    let grace = pod["terminationGracePeriodSeconds"].as_u64().expect("terminationGracePeriodSeconds");
+    assert!(
+        Duration::from_secs(grace) >= llm_loadtest::daemon::SHUTDOWN_GRACE + Duration::from_secs(10),
+        "terminationGracePeriodSeconds {grace} < the daemon's shutdown"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// With kubectl, python3 and Node.js
+// ---------------------------------------------------------------------------------------------
+
+/// The kinds of the base; scripts/check-kubernetes.sh prints `ok KIND/NAME: ...` for each object.
+const KINDS: [&str; 7] = [
+    "ConfigMap",
+    "Deployment",
+    "NetworkPolicy",
+    "PersistentVolumeClaim",
+    "PrometheusRule",
+    "Service",
+    "ServiceMonitor",
+];
+
+#[test]
+#[ignore = "needs kubectl, python3 and Node.js: run scripts/test.sh"]
+fn check_kubernetes_validates_every_rendered_object() {
+    let script = repo().join("scripts/check-kubernetes.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .current_dir(repo())
+        .output()
+        .unwrap_or_else(|e| panic!("bash {}: {e}", script.display()));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "scripts/check-kubernetes.sh failed ({}); it never skips:\n{text}", out.status);
+    assert!(text.contains("generated files up to date"), "{text}");
+    for kind in KINDS {
+        let prefix = format!("ok {kind}/");
+        assert!(text.lines().any(|l| l.starts_with(&prefix)), "no line `{prefix}...`:\n{text}");
+    }
+    assert!(!text.lines().any(|l| l.starts_with("error")), "{text}");
+    assert!(text.contains("kubernetes: OK, 9 objects"), "{text}");
+}
+
+/// `kubectl kustomize deploy/kubernetes`, every object.
+fn render() -> Vec<Value> {
+    let out = Command::new("kubectl")
+        .args(["kustomize", "deploy/kubernetes"])
+        .current_dir(repo())
+        .output()
+        .unwrap_or_else(|e| panic!("kubectl: {e}; it must be installed; this test never skips"));
+    assert!(out.status.success(), "kubectl kustomize deploy/kubernetes: {}", String::from_utf8_lossy(&out.stderr));
+    documents(&String::from_utf8(out.stdout).unwrap())
+}
+
+fn of_kind<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    objects.iter().filter(|o| o["kind"].as_str() == Some(kind)).collect()
+}
+
+fn one<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
+    let found = of_kind(objects, kind);
+    assert_eq!(found.len(), 1, "one {kind}");
+    found[0]
+}
+
+/// Every `key: value` of the selector `selector` is among `labels`.
+fn selects(selector: &Value, labels: &Value) -> bool {
+    let Some(m) = selector.as_mapping() else { return false };
+    !m.is_empty() && m.iter().all(|(k, v)| &labels[k] == v)
+}
+
+#[test]
+#[ignore = "needs kubectl: run scripts/test.sh"]
+fn rendered_objects_reference_each_other() {
+    let objects = render();
+    let mut kinds: Vec<&str> = objects.iter().map(|o| o["kind"].as_str().unwrap()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    assert_eq!(kinds, KINDS);
+    for o in &objects {
+        let meta = &o["metadata"];
+        let labels = &meta["labels"];
+        let id = format!("{}/{}", o["kind"].as_str().unwrap(), meta["name"].as_str().unwrap());
+        assert_eq!(labels["app.kubernetes.io/name"].as_str(), Some("llm-loadtest"), "{id}");
+        assert_eq!(labels["app.kubernetes.io/part-of"].as_str(), Some("llm-loadtest"), "{id}");
+        assert!(labels["app.kubernetes.io/component"].as_str().is_some(), "{id}");
+        // Namespace-agnostic: `kubectl apply -n` or an overlay picks the namespace.
+        assert!(meta["namespace"].is_null(), "{id}");
+    }
+
+    let deployment = one(&objects, "Deployment");
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    assert!(selects(&deployment["spec"]["selector"]["matchLabels"], pod_labels));
+    let pod = &deployment["spec"]["template"]["spec"];
+
+    // The config volume names the generated ConfigMap (its name carries kustomize's hash).
+    let config_map = volume(pod, "config")["configMap"]["name"].as_str().unwrap();
+    let config =
+        of_kind(&objects, "ConfigMap").into_iter().find(|c| c["metadata"]["name"].as_str() == Some(config_map));
+    let config = config.unwrap_or_else(|| panic!("no ConfigMap {config_map}"));
+    assert!(config_map.starts_with("llm-loadtest-config-"), "{config_map}");
+    assert!(config["data"]["llm-loadtest.toml"].as_str().unwrap().contains("[targets."));
+
+    let pvc = one(&objects, "PersistentVolumeClaim");
+    assert_eq!(volume(pod, "data")["persistentVolumeClaim"]["claimName"], pvc["metadata"]["name"]);
+
+    // The Service selects the pod on its `http` port.
+    let service = one(&objects, "Service");
+    assert!(selects(&service["spec"]["selector"], pod_labels));
+    assert_eq!(service["spec"]["type"].as_str(), Some("ClusterIP"));
+    assert_eq!(service["spec"]["ports"][0]["name"].as_str(), Some("http"));
+    assert_eq!(service["spec"]["ports"][0]["targetPort"].as_str(), Some("http"));
+
+    // The ServiceMonitor scrapes that port, as job="llm-loadtest" (the rules' job name).
+    let monitor = one(&objects, "ServiceMonitor");
+    assert!(selects(&monitor["spec"]["selector"]["matchLabels"], &service["metadata"]["labels"]));
+    let job_label = monitor["spec"]["jobLabel"].as_str().expect("jobLabel");
+    assert_eq!(service["metadata"]["labels"][job_label].as_str(), Some("llm-loadtest"));
+    assert!(read("alerts/llm-loadtest.rules.yml").contains("job=\"llm-loadtest\""));
+    let endpoint = &monitor["spec"]["endpoints"][0];
+    assert_eq!(endpoint["port"].as_str(), Some("http"));
+    assert_eq!(endpoint["path"].as_str(), Some("/metrics"));
+
+    // The NetworkPolicy applies to the pod and lets its port in.
+    let policy = one(&objects, "NetworkPolicy");
+    assert!(selects(&policy["spec"]["podSelector"]["matchLabels"], pod_labels));
+    assert_eq!(policy["spec"]["ingress"][0]["ports"][0]["port"].as_str(), Some("http"));
+
+    // The dashboards, for Grafana's sidecar.
+    let dashboards: Vec<&Value> = of_kind(&objects, "ConfigMap")
+        .into_iter()
+        .filter(|c| c["metadata"]["labels"]["grafana_dashboard"].as_str() == Some("1"))
+        .collect();
+    assert_eq!(dashboards.len(), json_files("grafana/dashboards").len());
+    let rule = one(&objects, "PrometheusRule");
+    assert!(rule["spec"]["groups"].as_sequence().is_some_and(|g| !g.is_empty()));
+}
+
+#[test]
+#[ignore = "needs kubectl: run scripts/test.sh"]
+fn rendered_deployment_has_probes_and_a_locked_down_security_context() {
+    let objects = render();
+    let deployment = one(&objects, "Deployment");
+    let spec = &deployment["spec"];
+    assert_eq!(spec["replicas"].as_u64(), Some(1), "one daemon per data volume");
+    assert_eq!(spec["strategy"]["type"].as_str(), Some("Recreate"));
+    let pod = &spec["template"]["spec"];
+    let containers = pod["containers"].as_sequence().unwrap();
+    assert_eq!(containers.len(), 1);
+    let c = &containers[0];
+    assert_eq!(c["image"].as_str(), Some("llm-loadtest:local"));
+
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz"), ("startupProbe", "/healthz")] {
+        assert_eq!(c[probe]["httpGet"]["path"].as_str(), Some(path), "{probe}");
+        assert_eq!(c[probe]["httpGet"]["port"].as_str(), Some("http"), "{probe}");
+    }
+
+    let sc = &c["securityContext"];
+    assert_eq!(sc["runAsNonRoot"].as_bool(), Some(true));
+    assert_eq!(sc["runAsUser"].as_u64(), Some(65532));
+    assert_eq!(sc["readOnlyRootFilesystem"].as_bool(), Some(true));
+    assert_eq!(sc["allowPrivilegeEscalation"].as_bool(), Some(false));
+    assert_eq!(sc["capabilities"]["drop"][0].as_str(), Some("ALL"));
+    assert_eq!(sc["seccompProfile"]["type"].as_str(), Some("RuntimeDefault"));
+    let psc = &pod["securityContext"];
+    assert_eq!(psc["runAsNonRoot"].as_bool(), Some(true));
+    assert_eq!(psc["fsGroup"].as_u64(), Some(65532), "the data volume must be writable by 65532");
+    assert_eq!(pod["automountServiceAccountToken"].as_bool(), Some(false));
+
+    for (kind, what) in [("requests", "cpu"), ("requests", "memory"), ("limits", "cpu"), ("limits", "memory")] {
+        assert!(!c["resources"][kind][what].is_null(), "resources.{kind}.{what}");
+    }
+    assert!(pod["terminationGracePeriodSeconds"].as_u64().is_some_and(|g| g >= 40));
+}
