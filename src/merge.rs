@@ -15,18 +15,7 @@ use crate::workload::Shard;
 pub fn merge(mut shards: Vec<RunResult>) -> Result<RunResult, String> {
     let first = shards.first().ok_or("no shard to merge")?;
     let count = first.plan.shard.map_or(1, |s| s.count);
-    let shape = |r: &RunResult| {
-        serde_json::json!([
-            r.model_id,
-            r.plan.endpoint,
-            r.plan.stream,
-            r.plan.arrival,
-            r.plan.stop,
-            r.plan.max_tokens,
-            r.plan.prompts
-        ])
-    };
-    let want = shape(first);
+    let want = first.workload_shape();
     let mut seen = vec![false; count as usize];
     for r in &shards {
         let Some(Shard { index, count: n }) = r.plan.shard else {
@@ -35,7 +24,7 @@ pub fn merge(mut shards: Vec<RunResult>) -> Result<RunResult, String> {
         if n != count {
             return Err(format!("run {} is shard {index}/{n}, the others are of {count}", r.run_id));
         }
-        if shape(r) != want {
+        if r.workload_shape() != want {
             return Err(format!(
                 "run {} ran another plan than run {} (model, endpoint, load or prompts)",
                 r.run_id, first.run_id

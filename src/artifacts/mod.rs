@@ -181,6 +181,24 @@ struct SavedResult {
 }
 
 impl RunResult {
+    /// What makes two runs the same load: model, endpoint, stream, arrival plan, stop,
+    /// max_tokens, ignore_eos, prompts and concurrency (not URLs, timeouts or the shard). The
+    /// performance baseline compares only runs of one shape; `merge` joins only shards of one.
+    pub fn workload_shape(&self) -> serde_json::Value {
+        let p = &self.plan;
+        serde_json::json!([
+            self.model_id,
+            p.endpoint,
+            p.stream,
+            p.arrival,
+            p.stop,
+            p.max_tokens,
+            p.ignore_eos,
+            p.prompts,
+            self.max_concurrency,
+        ])
+    }
+
     /// A result as [`save`] wrote it (`result.json`, `requests.jsonl`) read back. Unknown
     /// phase names are dropped; the raw observations are not read (see [`read_dir`]).
     pub fn from_saved(result_json: &[u8], requests_jsonl: &[u8]) -> Result<RunResult, String> {

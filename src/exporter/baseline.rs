@@ -49,22 +49,10 @@ impl Point {
     }
 }
 
-/// What makes two runs comparable: the model and the plan's shape (not its URLs or timeouts).
+/// A hash of [`RunResult::workload_shape`]: runs of another load are not compared.
 fn workload_key(r: &RunResult) -> u64 {
-    let p = &r.plan;
-    let shape = serde_json::json!([
-        r.model_id,
-        p.endpoint,
-        p.stream,
-        p.arrival,
-        p.stop,
-        p.max_tokens,
-        p.ignore_eos,
-        p.prompts,
-        r.max_concurrency,
-    ]);
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    shape.to_string().hash(&mut h);
+    r.workload_shape().to_string().hash(&mut h);
     h.finish()
 }
 
