@@ -170,9 +170,14 @@ pub struct RunArgs {
     /// Save the result JSON and every request record (JSONL) into this directory.
     #[arg(long)]
     pub save_artifacts: Option<PathBuf>,
-    /// Server /metrics to cross-check with (default: TARGET/metrics).
+    /// Server /metrics to cross-check with (default: TARGET/metrics). Repeat it for a fleet:
+    /// the replicas' counters are summed, and each replica's share is reported.
     #[arg(long, value_parser = parse_target)]
-    pub metrics_url: Option<url::Url>,
+    pub metrics_url: Vec<url::Url>,
+    /// A fleet's /metrics by DNS name: the URL's host is resolved to every address when the
+    /// burst starts (a headless Kubernetes Service), each one a replica.
+    #[arg(long, value_parser = parse_target, conflicts_with = "metrics_url")]
+    pub metrics_dns: Option<url::Url>,
     /// Do not scrape /metrics or read logs; measure the client only.
     #[arg(long)]
     pub skip_validation: bool,

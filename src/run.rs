@@ -12,6 +12,7 @@ use crate::burst::{self, BurstPlan, RecordObserver, Target};
 use crate::cli::RunArgs;
 use crate::error::RunError;
 use crate::record::RequestRecord;
+use crate::server::MetricsSource;
 use crate::traces::{Hub, Receiver};
 use crate::validate::{Status, Tolerances};
 use crate::workload::{StopCondition, Workload, WorkloadPatch, flag_name};
@@ -35,7 +36,11 @@ pub fn prepare(
         return Err(RunError::BadInput(problems.join("; ")));
     }
     let target = Target {
-        metrics_url: args.metrics_url.clone(),
+        metrics: match (&args.metrics_dns, &args.metrics_url[..]) {
+            (Some(name), _) => Some(MetricsSource::Dns(name.clone())),
+            (None, []) => None,
+            (None, urls) => Some(MetricsSource::Urls(urls.to_vec())),
+        },
         container: args.container.clone(),
         api_key: args.api_key.clone(),
         api_key_file: args.api_key_file.clone(),

@@ -345,3 +345,71 @@ fn rendered_deployment_has_probes_and_a_locked_down_security_context() {
     }
     assert!(pod["terminationGracePeriodSeconds"].as_u64().is_some_and(|g| g >= 40));
 }
+
+/// The Indexed Job of deploy/kubernetes/sharded-burst: every pod's command, with the values
+/// Kubernetes substitutes for `$(SHARD_INDEX)` and `$(START_AT)`, is a `run` this binary accepts
+/// and plans, and the pods together are every shard of one plan exactly once.
+#[test]
+fn the_sharded_burst_job_runs_every_shard_of_one_plan_once() {
+    use clap::Parser;
+    use llm_loadtest::cli::{Cli, Command as Cmd};
+
+    let job = yaml("deploy/kubernetes/sharded-burst/job.yaml");
+    let spec = &job["spec"];
+    assert_eq!(spec["completionMode"].as_str(), Some("Indexed"));
+    let completions = spec["completions"].as_u64().unwrap();
+    assert_eq!(spec["parallelism"].as_u64(), Some(completions), "every shard must start at the shared instant");
+    let container = &spec["template"]["spec"]["containers"][0];
+    let env = container["env"].as_sequence().unwrap();
+    let index_from = env.iter().find(|e| e["name"].as_str() == Some("SHARD_INDEX")).unwrap();
+    assert_eq!(
+        index_from["valueFrom"]["fieldRef"]["fieldPath"].as_str(),
+        Some("metadata.annotations['batch.kubernetes.io/job-completion-index']")
+    );
+    let plan_env = read("deploy/kubernetes/sharded-burst/plan.env");
+    let start_at = plan_env.lines().find_map(|l| l.strip_prefix("START_AT=")).expect("plan.env sets START_AT");
+    let args: Vec<&str> = container["args"].as_sequence().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+
+    let mut plans = Vec::new();
+    let mut out_dirs = std::collections::BTreeSet::new();
+    for index in 0..completions {
+        let argv: Vec<String> = std::iter::once("llm-loadtest".to_owned())
+            .chain(
+                args.iter().map(|a| a.replace("$(SHARD_INDEX)", &index.to_string()).replace("$(START_AT)", start_at)),
+            )
+            .collect();
+        let Cmd::Run(run) = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}")).command else {
+            panic!("not a run: {argv:?}")
+        };
+        let shard = run.shard.expect("--shard");
+        assert_eq!((u64::from(shard.index), u64::from(shard.count)), (index, completions), "{argv:?}");
+        assert_eq!(run.start_at.map(|t| t.to_string()).as_deref(), Some(start_at));
+        out_dirs.insert(run.save_artifacts.clone().expect("--save-artifacts"));
+        let target = run.target.clone().expect("--target");
+        let model = run.model.clone().expect("--model");
+        let plan = llm_loadtest::run::prepare(&run, &target, &model, "t", None)
+            .unwrap_or_else(|e| panic!("shard {index}: {e}"));
+        plans.push(plan.recorded);
+    }
+    assert_eq!(out_dirs.len() as u64, completions, "each shard writes its own directory: {out_dirs:?}");
+    // One plan: the shards differ only by their index.
+    for p in &plans[1..] {
+        assert_eq!((&p.arrival, &p.stop, p.max_tokens), (&plans[0].arrival, &plans[0].stop, plans[0].max_tokens));
+    }
+}
+
+#[test]
+#[ignore = "needs kubectl, python3 and Node.js: run scripts/test.sh"]
+fn check_kubernetes_validates_the_sharded_burst_job() {
+    let out = Command::new("bash")
+        .args(["scripts/check-kubernetes.sh", "deploy/kubernetes/sharded-burst"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "scripts/check-kubernetes.sh deploy/kubernetes/sharded-burst failed:\n{text}");
+    for kind in ["ConfigMap", "Job", "PersistentVolumeClaim"] {
+        assert!(text.lines().any(|l| l.starts_with(&format!("ok {kind}/"))), "no `ok {kind}/...`:\n{text}");
+    }
+    assert!(text.contains("kubernetes: OK, 3 objects"), "{text}");
+}

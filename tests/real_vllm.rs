@@ -277,3 +277,55 @@ fn a_real_server_restarted_mid_burst_is_lost_with_bounded_failures() {
         std::thread::sleep(std::time::Duration::from_secs(2));
     }
 }
+
+#[test]
+#[ignore = "needs a real vLLM: run scripts/test.sh"]
+fn a_fleet_of_the_real_server_and_a_simulator_sums_their_counters() {
+    let _one_at_a_time = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let (url, model) = real_vllm();
+    // The real server's /metrics (process_start_time_seconds, _created gauges, every vLLM
+    // family) combined with a simulator replica serving the same model name, behind one
+    // round-robin balancer: the checks compare the client with the sum of both.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let real: std::net::SocketAddr = url::Url::parse(&url).unwrap().socket_addrs(|| None).unwrap()[0];
+    let (sim, balancer) = rt.block_on(async {
+        let config = llm_loadtest::sim::SimConfig { model: model.clone(), ..Default::default() };
+        let sim = common::sim_with(config).await;
+        let balancer = common::balancer(vec![real, sim.addr()]).await;
+        (sim, balancer)
+    });
+    let real_metrics = format!("{}/metrics", url.trim_end_matches('/'));
+    let sim_metrics = format!("{}/metrics", sim.base_url());
+    let (v, stdout) = run_json(&[
+        "--target",
+        &balancer,
+        "--model",
+        &model,
+        "--requests",
+        "16",
+        "--concurrency",
+        "4",
+        "--max-tokens",
+        "16",
+        "--ignore-eos",
+        // Opened by the load, so the balancer gives each replica two of the four connections.
+        "--cold-connections",
+        "--metrics-url",
+        &real_metrics,
+        "--metrics-url",
+        &sim_metrics,
+    ]);
+    assert_eq!(v["completed"], 16, "{stdout}");
+    for c in v["validation"]["prometheus"]["comparisons"].as_array().unwrap() {
+        if ["request_count", "prompt_tokens", "generation_tokens"].contains(&c["check"].as_str().unwrap()) {
+            assert_eq!((&c["status"], &c["client"]), (&serde_json::json!("PASS"), &c["server"]), "{c}");
+        }
+    }
+    let replicas = v["validation"]["server_info"]["replicas"].as_array().unwrap();
+    assert_eq!(replicas.len(), 2, "{replicas:?}");
+    let finished: Vec<f64> = replicas.iter().map(|r| r["finished_requests"].as_f64().unwrap()).collect();
+    assert!(finished.iter().all(|&n| n > 0.0), "both replicas served part of the burst: {replicas:?}");
+    assert_eq!(finished.iter().sum::<f64>(), 16.0, "{replicas:?}");
+    assert!(stdout.contains("Replicas (2"), "{stdout}");
+    rt.block_on(sim.shutdown());
+}

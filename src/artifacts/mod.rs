@@ -79,6 +79,10 @@ pub struct RunPlan {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ServerSummary {
     pub metrics_url: String,
+    /// A fleet's replicas (each snapshot holds their samples apart by the
+    /// `llm_loadtest_replica` label); empty for a single server.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<String>,
     pub idle_window_s: f64,
     /// Before snapshot -> after snapshot, seconds.
     pub counted_window_s: f64,

@@ -57,8 +57,12 @@ async fn run_in_span(
     cancel: CancellationToken,
     observer: Option<RecordObserver>,
 ) -> RunResult {
-    let BurstPlan { spec, prompts, recorded, model, slo, watch, logs: logs_spec, spans: spans_watch, tolerances } =
+    let BurstPlan { spec, prompts, recorded, model, slo, mut watch, logs: logs_spec, spans: spans_watch, tolerances } =
         plan;
+    // A fleet named by DNS: every snapshot of this burst reads the replicas found now.
+    if let Some(w) = &mut watch {
+        w.metrics = w.metrics.pinned().await;
+    }
     let mut notes = Vec::new();
     let skipped = prompts.skipped_lines();
     if !skipped.is_empty() {
@@ -247,6 +251,7 @@ fn logs_input(docker_error: Option<String>, obs: Option<&LogObservation>) -> Log
 fn server_summary(obs: &ServerObservation) -> ServerSummary {
     ServerSummary {
         metrics_url: obs.metrics_url.clone(),
+        replicas: obs.replicas.clone(),
         idle_window_s: obs.idle_window_s,
         counted_window_s: obs.counted_window_s,
         settle_polls: obs.settle_polls,

@@ -33,6 +33,8 @@ pub struct ServerWatch {
 #[derive(Debug)]
 pub struct ServerObservation {
     pub metrics_url: String,
+    /// A fleet's replicas, by name; empty for a single server.
+    pub replicas: Vec<String>,
     /// The snapshot that opened the idle window (when there was one).
     pub idle_start: Option<Result<Scrape, ScrapeError>>,
     pub idle_window_s: f64,
@@ -266,6 +268,7 @@ pub(super) async fn observe_after(
     };
     Some(ServerObservation {
         metrics_url: w.metrics.url().to_owned(),
+        replicas: w.metrics.replica_names(),
         idle_window_s: idle_start.as_ref().map_or(0.0, |s| span(s, &before)),
         counted_window_s: span(&before, &after),
         idle_start,

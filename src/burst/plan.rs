@@ -14,7 +14,7 @@ use crate::artifacts::RunPlan;
 use crate::error::RunError;
 use crate::openai::RequestOptions;
 use crate::promtext::LabelFilter;
-use crate::server::MetricsClient;
+use crate::server::{MetricsClient, MetricsSource};
 use crate::stats::Slo;
 use crate::traces::{Hub, request_id_prefix};
 use crate::validate::Tolerances;
@@ -27,7 +27,7 @@ pub struct Target {
     pub url: url::Url,
     pub model: String,
     /// Default: `URL/metrics`.
-    pub metrics_url: Option<url::Url>,
+    pub metrics: Option<MetricsSource>,
     /// The server's container; default: found by the target's port.
     pub container: Option<String>,
     pub api_key: Option<String>,
@@ -49,7 +49,7 @@ impl Target {
         Target {
             url,
             model: model.into(),
-            metrics_url: None,
+            metrics: None,
             container: None,
             api_key: None,
             api_key_file: None,
@@ -131,10 +131,15 @@ pub fn plan(target: &Target, workload: &Workload, tolerances: Tolerances, run_id
     }
     let stop = workload.stop();
     let timeouts = workload.timeouts();
-    let metrics_url = match (&target.metrics_url, target.skip_validation) {
+    let metrics = match (&target.metrics, target.skip_validation) {
         (_, true) => None,
-        (Some(u), false) => Some(u.to_string()),
-        (None, false) => Some(format!("{base}/metrics")),
+        (Some(source), false) => Some(source.clone()),
+        (None, false) => {
+            let u = url::Url::parse(&format!("{base}/metrics")).map_err(|e| {
+                RunError::BadInput(format!("bad /metrics URL {}/metrics: {e}", crate::http::redact_url(&base)))
+            })?;
+            Some(MetricsSource::Urls(vec![u]))
+        }
     };
     let options = crate::http::ClientOptions {
         connect_timeout: workload.connect_timeout,
@@ -142,10 +147,10 @@ pub fn plan(target: &Target, workload: &Workload, tolerances: Tolerances, run_id
         idle_per_host: arrival.max_in_flight().unwrap_or(256) as usize,
     };
     let client = crate::http::client(options).map_err(RunError::BadInput)?;
-    let watch = metrics_url.as_ref().map(|u| ServerWatch {
-        metrics: MetricsClient::with_client(
+    let watch = metrics.as_ref().map(|source| ServerWatch {
+        metrics: MetricsClient::for_source(
             client.clone(),
-            u.clone(),
+            source,
             workload.connect_timeout.max(Duration::from_secs(5)),
         ),
         filter: LabelFilter::new().with("model_name", &target.model),
@@ -176,7 +181,7 @@ pub fn plan(target: &Target, workload: &Workload, tolerances: Tolerances, run_id
         prompt_tokens_exact: prompts.is_exact(),
         timeouts,
         goodput_slo: workload.goodput,
-        metrics_url: metrics_url.as_deref().map(crate::http::redact_url),
+        metrics_url: metrics.as_ref().map(MetricsSource::describe),
         shard: (!shard.is_whole()).then_some(shard),
         start_at: target.start_at,
     };

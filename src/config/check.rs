@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::walk::{Problem, join};
 use super::{Config, MAX_TARGET_NAME, MIN_INTERVAL, TargetConfig, Workload, env_segment};
+use crate::server::MetricsSource;
 use crate::validate::Tolerances;
 use crate::workload::spec::{duration_problem, positive_problem, show};
 
@@ -75,8 +76,25 @@ fn target(t: &TargetConfig, out: &mut Vec<Problem>) {
         out.push(Problem::new(&path, why));
     }
     http_url(&key("url"), &t.url, out);
-    if let Some(u) = &t.metrics_url {
-        http_url(&key("metrics_url"), u, out);
+    match &t.metrics {
+        Some(MetricsSource::Urls(urls)) => {
+            for u in urls {
+                http_url(&key("metrics_url"), u, out);
+            }
+        }
+        Some(MetricsSource::Dns(u)) => {
+            http_url(&key("metrics_dns"), u, out);
+            if u.host().is_some_and(|h| !matches!(h, url::Host::Domain(_))) {
+                out.push(Problem::new(
+                    key("metrics_dns"),
+                    format!(
+                        "{} names an address, not a DNS name; use metrics_url",
+                        crate::http::redact_url(u.as_str())
+                    ),
+                ));
+            }
+        }
+        None => {}
     }
     if t.model.trim().is_empty() {
         out.push(Problem::new(key("model"), "must not be empty; the model name as the server serves it"));

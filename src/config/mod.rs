@@ -31,6 +31,7 @@ use std::time::Duration;
 pub use crate::workload::{DEFAULT_CONCURRENCY, DEFAULT_REQUESTS, MAX_DURATION, Workload};
 pub use env::{ENV_PREFIX, env_segment, env_var};
 
+use crate::server::MetricsSource;
 use walk::{Problem, Problems};
 
 /// Default `listen`: loopback only, on the port registered for this exporter.
@@ -100,8 +101,10 @@ pub struct TargetConfig {
     pub url: url::Url,
     /// `model` (required): the model name as the server serves it.
     pub model: String,
-    /// `metrics_url`: the server's Prometheus endpoint; default `URL/metrics`.
-    pub metrics_url: Option<url::Url>,
+    /// `metrics_url`: the server's Prometheus endpoint, or a list of them (every replica of a
+    /// fleet, summed); or `metrics_dns`: a URL whose host is resolved to every replica's address
+    /// at each burst (a headless Service). Default `URL/metrics`.
+    pub metrics: Option<MetricsSource>,
     /// `container`: Docker container name or id of the server, for the log cross-check. Default none.
     pub container: Option<String>,
     /// `api_key_file`: file whose first line is the API key sent to the target. Default none.
@@ -349,14 +352,14 @@ impl Config {
 }
 
 impl TargetConfig {
-    /// The /metrics to cross-check with: `metrics_url`, else `url` + `/metrics`
-    /// (after a trailing `/v1`), none with `skip_validation`.
+    /// The /metrics to cross-check with, as shown: `metrics_url` or `metrics_dns`, else
+    /// `url` + `/metrics` (after a trailing `/v1`), none with `skip_validation`.
     pub fn effective_metrics_url(&self) -> Option<String> {
         if self.skip_validation {
             return None;
         }
-        match &self.metrics_url {
-            Some(u) => Some(u.to_string()),
+        match &self.metrics {
+            Some(source) => Some(source.describe()),
             None => {
                 let s = self.url.as_str().trim_end_matches('/');
                 Some(format!("{}/metrics", s.strip_suffix("/v1").unwrap_or(s)))

@@ -3,9 +3,10 @@
 use config::{Map, Value, ValueKind};
 
 use super::check::dotted;
-use super::walk::{Problems, Section, join, read, serde_section};
+use super::walk::{Problem, Problems, Section, join, read, serde_section};
 use super::{AuthConfig, Config, HistoryConfig, LogFormat, MIN_INTERVAL, Schedule, TargetConfig, TriggerLimits};
 use crate::openai::Endpoint;
+use crate::server::MetricsSource;
 use crate::stats::Slo;
 use crate::validate::Tolerances;
 use crate::workload::prompts::DatasetFormat;
@@ -119,7 +120,22 @@ fn target(name: &str, value: Value, defaults: &Defaults, p: &mut Problems) -> Op
     let mut s = Section::new(&path, value, p)?;
     let url = s.require("url", "\"http://127.0.0.1:8000\"", p, read::url);
     let model = s.require("model", "\"meta-llama/Llama-3.1-8B-Instruct\"", p, read::string);
-    let metrics_url = s.get("metrics_url", p, read::url);
+    let metrics_urls = s.get("metrics_url", p, read::urls);
+    let metrics_dns = s.get("metrics_dns", p, read::url);
+    let metrics = match (metrics_urls, metrics_dns) {
+        (Some(_), Some(d)) => {
+            let shown = crate::http::redact_url(d.as_str());
+            p.push(Problem::across(
+                join(&path, "metrics_dns"),
+                &[join(&path, "metrics_url")],
+                format!("{shown} and metrics_url both name the replicas; keep one"),
+            ));
+            None
+        }
+        (Some(urls), None) => Some(MetricsSource::Urls(urls)),
+        (None, Some(template)) => Some(MetricsSource::Dns(template)),
+        (None, None) => None,
+    };
     let container = s.get("container", p, read::string);
     let api_key_file = s.get("api_key_file", p, read::path);
     let skip_validation = s.get("skip_validation", p, read::bool).unwrap_or(false);
@@ -163,7 +179,7 @@ fn target(name: &str, value: Value, defaults: &Defaults, p: &mut Problems) -> Op
         // Stand-ins for missing or unreadable values, whose problems are already recorded.
         url: url.unwrap_or_else(placeholder_url),
         model: model.unwrap_or_default(),
-        metrics_url,
+        metrics,
         container,
         api_key_file,
         skip_validation,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::openai::Endpoint;
+use crate::server::MetricsSource;
 use crate::workload::prompts::{DatasetFormat, LengthSpec};
 
 const SIM: &str = "[targets.sim]\nurl = \"http://127.0.0.1:8001\"\nmodel = \"sim-model\"\n";
@@ -63,7 +64,7 @@ fn a_minimal_config_gets_every_default() {
     let t = c.target("sim").unwrap();
     assert_eq!(t.url.as_str(), "http://127.0.0.1:8001/");
     assert_eq!(t.model, "sim-model");
-    assert_eq!((t.metrics_url.as_ref(), t.container.as_ref(), t.schedule), (None, None, None));
+    assert_eq!((t.metrics.as_ref(), t.container.as_ref(), t.schedule), (None, None, None));
     assert!(!t.skip_validation);
     assert_eq!(t.workload, Workload::default());
     assert_eq!(t.tolerances, crate::validate::Tolerances::default());
@@ -142,7 +143,8 @@ model = "n"
     let names: Vec<&str> = c.targets.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["a", "b"], "sorted by name");
     let t = c.target("b").unwrap();
-    assert_eq!(t.metrics_url.as_ref().map(|u| u.as_str()), Some("http://h.example:9100/metrics"));
+    let metrics_url = url::Url::parse("http://h.example:9100/metrics").unwrap();
+    assert_eq!(t.metrics, Some(MetricsSource::Urls(vec![metrics_url])));
     assert_eq!(t.container.as_deref(), Some("vllm"));
     assert!(t.skip_validation);
     assert_eq!(t.effective_metrics_url(), None);
@@ -277,6 +279,30 @@ fn url_must_be_http() {
 fn metrics_url_must_be_http() {
     one(&format!("{SIM}metrics_url = \"file:///metrics\"\n"), "targets.sim.metrics_url", "http://");
     one(&format!("{SIM}metrics_url = \"::\"\n"), "targets.sim.metrics_url", "is not a URL");
+}
+
+#[test]
+fn a_fleet_is_a_list_of_metrics_urls_or_a_dns_name() {
+    let c = ok(&format!("{SIM}metrics_url = [\"http://10.0.0.1:8000/metrics\", \"http://10.0.0.2:8000/metrics\"]\n"));
+    let t = c.target("sim").unwrap();
+    let Some(MetricsSource::Urls(urls)) = &t.metrics else { panic!("{:?}", t.metrics) };
+    assert_eq!(urls.len(), 2);
+    assert_eq!(
+        t.effective_metrics_url().as_deref(),
+        Some("http://10.0.0.1:8000/metrics, http://10.0.0.2:8000/metrics")
+    );
+    let c = ok(&format!("{SIM}metrics_dns = \"http://vllm-headless.llm.svc:8000/metrics\"\n"));
+    let t = c.target("sim").unwrap();
+    assert_eq!(t.effective_metrics_url().as_deref(), Some("dns+http://vllm-headless.llm.svc:8000/metrics"));
+
+    one(&format!("{SIM}metrics_url = []\n"), "targets.sim.metrics_url", "at least one URL");
+    one(&format!("{SIM}metrics_url = [\"http://a/metrics\", \"ftp://b\"]\n"), "targets.sim.metrics_url", "ftp://b");
+    one(
+        &format!("{SIM}metrics_url = \"http://a/metrics\"\nmetrics_dns = \"http://svc:8000/metrics\"\n"),
+        "targets.sim.metrics_dns",
+        "keep one",
+    );
+    one(&format!("{SIM}metrics_dns = \"http://10.0.0.1:8000/metrics\"\n"), "targets.sim.metrics_dns", "not a DNS name");
 }
 
 #[test]

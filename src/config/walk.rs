@@ -399,6 +399,17 @@ pub(super) mod read {
         })
     }
 
+    /// One URL, or a list of them (the replicas of a fleet).
+    pub fn urls(value: &Value) -> Result<Vec<url::Url>, String> {
+        match &value.kind {
+            ValueKind::Array(items) if items.is_empty() => {
+                Err("an empty list; give at least one URL, or remove the key for the default".into())
+            }
+            ValueKind::Array(items) => items.iter().map(url).collect(),
+            _ => url(value).map(|u| vec![u]),
+        }
+    }
+
     pub fn socket_addr(value: &Value) -> Result<std::net::SocketAddr, String> {
         let s = string(value)?;
         s.trim()

@@ -279,7 +279,7 @@ impl Daemon {
 fn target_of(t: &TargetConfig, spans: Option<Arc<crate::traces::Hub>>) -> Target {
     Target {
         spans,
-        metrics_url: t.metrics_url.clone(),
+        metrics: t.metrics.clone(),
         container: t.container.clone(),
         api_key_file: t.api_key_file.clone(),
         skip_validation: t.skip_validation,

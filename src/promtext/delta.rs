@@ -82,10 +82,14 @@ fn differs(a: f64, b: f64) -> bool {
 
 /// Checks shared by counters and histograms: process restart, then changed `_created`.
 fn check_restart(before: &Exposition, after: &Exposition, name: &str, filter: &LabelFilter) -> Result<(), DeltaError> {
-    if let (Some(b), Some(a)) = (before.process_start_time(), after.process_start_time())
-        && differs(b, a)
-    {
-        return Err(reset(&Labels::new(), ResetReason::ProcessRestarted { before: b, after: a }));
+    // Per series: a fleet snapshot has one start time per replica.
+    let starts_after: BTreeMap<Labels, f64> = after.process_start_times().into_iter().collect();
+    for (labels, b) in before.process_start_times() {
+        if let Some(&a) = starts_after.get(&labels)
+            && differs(b, a)
+        {
+            return Err(reset(&labels, ResetReason::ProcessRestarted { before: b, after: a }));
+        }
     }
     let created_after: BTreeMap<Labels, f64> = after.created(name, filter).into_iter().collect();
     for (labels, b) in before.created(name, filter) {

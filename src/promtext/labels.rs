@@ -95,6 +95,11 @@ impl Labels {
         self.iter().filter(|(k, _)| *k != name).eq(other.iter().filter(|(k, _)| *k != name))
     }
 
+    /// A copy with the label `name` set to `value` (replaced when present).
+    pub fn with(&self, name: &str, value: &str) -> Labels {
+        Labels::from_pairs(self.iter().filter(|(k, _)| *k != name).chain([(name, value)]))
+    }
+
     pub fn without(&self, name: &str) -> Labels {
         let kept = self.iter().filter(|(k, _)| *k != name);
         Labels::from_sorted(kept.clone(), kept.count())

@@ -24,6 +24,7 @@
 //! [`Exposition::created`], ...) hide the difference.
 
 mod delta;
+pub mod fleet;
 mod histogram;
 mod labels;
 mod parse;
@@ -359,6 +360,14 @@ impl Exposition {
                 .collect(),
             _ => Vec::new(),
         }
+    }
+
+    /// Every `process_start_time_seconds` series (one per replica in a fleet snapshot).
+    pub fn process_start_times(&self) -> Vec<(Labels, f64)> {
+        self.family("process_start_time_seconds")
+            .filter(|f| matches!(f.kind, MetricType::Gauge | MetricType::Untyped))
+            .map(|f| f.samples.iter().filter(|s| *s.name == f.name).map(|s| (s.labels.clone(), s.value)).collect())
+            .unwrap_or_default()
     }
 
     /// `process_start_time_seconds` when exactly one such sample exists.

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::promtext::{DeltaError, Exposition, HistogramData, LabelFilter, counter_delta, histogram_delta};
+use crate::promtext::{DeltaError, Exposition, HistogramData, LabelFilter, counter_delta, fleet, histogram_delta};
 
 /// A server-side figure, or why there is none.
 pub type Figure = Result<f64, String>;
@@ -44,6 +44,46 @@ pub struct ServerInfo {
     pub peak_kv_cache_usage_pct: Option<f64>,
     /// vLLM version implied by the metric names, when known.
     pub version_hint: Option<String>,
+    /// A fleet target's replicas and each one's share of the burst; empty for a single server.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<ReplicaShare>,
+}
+
+/// One replica's part of a fleet's deltas over the burst.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaShare {
+    /// `host:port` (or the URL when that is ambiguous).
+    pub replica: String,
+    /// Requests it finished, background included; None when its counters cannot tell.
+    pub finished_requests: Option<f64>,
+    pub generation_tokens: Option<f64>,
+    /// Why its counters cannot be trusted, when it restarted during the burst.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted: Option<String>,
+}
+
+/// Each replica's share of a fleet's deltas (a restart reported per replica); empty when the
+/// snapshots are a single server's.
+pub fn replica_shares(before: &Exposition, after: &Exposition, filter: &LabelFilter) -> Vec<ReplicaShare> {
+    let mut names = fleet::replicas(before);
+    names.extend(fleet::replicas(after));
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| {
+            let (b, a) = (fleet::replica(before, &name), fleet::replica(after, &name));
+            match restart_between(&b, &a, filter) {
+                Some(why) => ReplicaShare { replica: name, restarted: Some(why), ..Default::default() },
+                None => ReplicaShare {
+                    finished_requests: finished_requests(&b, &a, filter).ok(),
+                    generation_tokens: counter(&b, &a, GENERATION_TOKENS, filter).ok(),
+                    replica: name,
+                    restarted: None,
+                },
+            }
+        })
+        .collect()
 }
 
 /// Other clients' traffic seen in the idle window before the burst.
@@ -129,9 +169,12 @@ pub fn model_filter(snapshot: &Exposition, model: &str) -> (LabelFilter, Option<
 fn explain(metric: &str, e: DeltaError) -> String {
     match e {
         DeltaError::Missing { which } => format!("{metric} is absent from the {which} snapshot"),
-        DeltaError::Reset { reason, .. } => {
-            format!("counter reset during the burst ({metric}: {reason}); the server probably restarted")
-        }
+        DeltaError::Reset { series, reason } => match series.get(fleet::REPLICA_LABEL) {
+            Some(replica) => format!(
+                "counter reset on replica {replica} during the burst ({metric}: {reason}); that replica probably restarted"
+            ),
+            None => format!("counter reset during the burst ({metric}: {reason}); the server probably restarted"),
+        },
     }
 }
 

@@ -8,6 +8,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::catalogue;
+use super::fleet::MetricsSource;
 use crate::error::describe_reqwest;
 use crate::promtext::{self, Exposition, LabelFilter};
 
@@ -28,6 +29,9 @@ pub enum ScrapeError {
     NotMetrics { url: String, detail: String },
     #[error("reading {url} failed: {detail}")]
     Body { url: String, detail: String },
+    /// A fleet's DNS name gave no replicas.
+    #[error("{0}")]
+    Resolve(String),
 }
 
 /// One parsed `/metrics` snapshot with its raw text (saved as an artifact).
@@ -64,13 +68,43 @@ pub fn parse_body(url: &str, text: String, content_type: String, elapsed_s: f64)
     Ok(Scrape { taken_at: Instant::now(), text, exposition, content_type, elapsed_s })
 }
 
-/// Scrapes one URL.
+/// One replica's /metrics.
 #[derive(Clone)]
-pub struct MetricsClient {
-    client: reqwest::Client,
+struct Endpoint {
+    /// In the combined snapshot's replica label and in results.
+    name: String,
     /// Used to connect only (it may hold a password).
     connect_url: String,
     /// In errors, results and logs.
+    shown: String,
+}
+
+impl Endpoint {
+    fn all(urls: &[url::Url]) -> Vec<Endpoint> {
+        let names = super::fleet::replica_names(urls);
+        urls.iter()
+            .zip(names)
+            .map(|(u, name)| Endpoint { name, connect_url: u.to_string(), shown: crate::http::redact_url(u.as_str()) })
+            .collect()
+    }
+}
+
+#[derive(Clone)]
+enum Replicas {
+    Fixed(Vec<Endpoint>),
+    /// Resolved for each scrape until [`MetricsClient::pinned`] fixes the set for a burst.
+    Dns(url::Url),
+    /// The name gave no replicas: every scrape says why.
+    Unresolved(ScrapeError),
+}
+
+/// Scrapes a target's /metrics: one server's, or every replica's of a fleet combined into one
+/// snapshot (each sample labelled with its replica, see [`crate::promtext::fleet`]).
+#[derive(Clone)]
+pub struct MetricsClient {
+    client: reqwest::Client,
+    replicas: Replicas,
+    /// The source as shown and stored.
     shown: String,
     timeout: Duration,
 }
@@ -84,20 +118,95 @@ impl MetricsClient {
     /// Scrape with an existing client (a burst shares its one client); `timeout` bounds each scrape.
     pub fn with_client(client: reqwest::Client, url: String, timeout: Duration) -> MetricsClient {
         let shown = crate::http::redact_url(&url);
-        MetricsClient { client, connect_url: url, shown, timeout }
+        let replica = Endpoint { name: shown.clone(), connect_url: url, shown: shown.clone() };
+        MetricsClient { client, replicas: Replicas::Fixed(vec![replica]), shown, timeout }
     }
 
-    /// The URL as shown and stored (a password in it redacted).
+    /// Every replica of `source` (a list of one is a single server).
+    pub fn for_source(client: reqwest::Client, source: &MetricsSource, timeout: Duration) -> MetricsClient {
+        match source {
+            MetricsSource::Urls(urls) if urls.len() == 1 => {
+                MetricsClient::with_client(client, urls[0].to_string(), timeout)
+            }
+            MetricsSource::Urls(urls) => MetricsClient {
+                client,
+                replicas: Replicas::Fixed(Endpoint::all(urls)),
+                shown: source.describe(),
+                timeout,
+            },
+            MetricsSource::Dns(template) => {
+                MetricsClient { client, replicas: Replicas::Dns(template.clone()), shown: source.describe(), timeout }
+            }
+        }
+    }
+
+    /// The source as shown and stored (a password in it redacted).
     pub fn url(&self) -> &str {
         &self.shown
     }
 
+    /// The replicas a fleet's snapshots hold, by name; empty for a single server.
+    pub fn replica_names(&self) -> Vec<String> {
+        match &self.replicas {
+            Replicas::Fixed(r) if r.len() > 1 || self.is_dns() => r.iter().map(|e| e.name.clone()).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn is_dns(&self) -> bool {
+        self.shown.starts_with("dns+")
+    }
+
+    /// This client with its replicas fixed for one burst: a DNS name is resolved now, so every
+    /// snapshot of the burst reads the same replicas.
+    pub async fn pinned(&self) -> MetricsClient {
+        let Replicas::Dns(template) = &self.replicas else { return self.clone() };
+        let replicas = match super::fleet::resolve(template, self.timeout).await {
+            Ok(urls) => Replicas::Fixed(Endpoint::all(&urls)),
+            Err(e) => Replicas::Unresolved(ScrapeError::Resolve(e.to_string())),
+        };
+        MetricsClient { replicas, ..self.clone() }
+    }
+
+    /// One snapshot of the target: a fleet's replicas scraped together and combined. A replica
+    /// that cannot be scraped fails the whole snapshot with its name: a fleet is never
+    /// silently undercounted.
     pub async fn scrape(&self) -> Result<Scrape, ScrapeError> {
+        let endpoints = match &self.replicas {
+            Replicas::Fixed(e) => e.clone(),
+            Replicas::Unresolved(e) => return Err(e.clone()),
+            Replicas::Dns(_) => match &self.pinned().await.replicas {
+                Replicas::Fixed(e) => e.clone(),
+                Replicas::Unresolved(e) => return Err(e.clone()),
+                Replicas::Dns(_) => unreachable!("pinned() resolves the name"),
+            },
+        };
+        if let [one] = &endpoints[..]
+            && !self.is_dns()
+        {
+            return self.scrape_one(one).await;
+        }
         let t0 = Instant::now();
-        let url = self.shown.clone();
+        let scrapes = futures_util::future::join_all(endpoints.iter().map(|e| self.scrape_one(e))).await;
+        let scrapes: Vec<Scrape> = scrapes.into_iter().collect::<Result<_, _>>()?;
+        let parts: Vec<(&str, &Exposition)> =
+            endpoints.iter().zip(&scrapes).map(|(e, s)| (e.name.as_str(), &s.exposition)).collect();
+        let exposition = crate::promtext::fleet::combine(&parts);
+        Ok(Scrape {
+            taken_at: Instant::now(),
+            text: exposition.render(),
+            exposition,
+            content_type: "text/plain; version=0.0.4".into(),
+            elapsed_s: t0.elapsed().as_secs_f64(),
+        })
+    }
+
+    async fn scrape_one(&self, replica: &Endpoint) -> Result<Scrape, ScrapeError> {
+        let t0 = Instant::now();
+        let url = replica.shown.clone();
         let resp = self
             .client
-            .get(&self.connect_url)
+            .get(&replica.connect_url)
             .timeout(self.timeout)
             .header(reqwest::header::ACCEPT, ACCEPT)
             .send()

@@ -94,13 +94,19 @@ pub fn evaluate(inputs: &PrometheusInputs<'_>, client: &ClientFigures, tol: &Tol
         let (f, note) = model_filter(after, inputs.model);
         (f, note.into_iter().collect::<Vec<_>>())
     };
-    if let Some(restart) = catalogue::restart_between(before, after, &filter) {
+    info.replicas = catalogue::replica_shares(before, after, &filter);
+    if let Some(mut restart) = catalogue::restart_between(before, after, &filter) {
+        let restarted: Vec<&str> =
+            info.replicas.iter().filter(|r| r.restarted.is_some()).map(|r| r.replica.as_str()).collect();
+        if restarted.len() > 1 {
+            restart.push_str(&format!("; replicas that restarted: {}", restarted.join(", ")));
+        }
         let mut section = Section::from_comparisons(prometheus_checks(client, &all_skipped(&restart), tol), None);
         section.reason = Some(restart);
         return (section, info);
     }
     let (mut figures, server_info) = server_figures(before, after, &filter);
-    info = ServerInfo { version_hint: info.version_hint, ..server_info };
+    info = ServerInfo { version_hint: info.version_hint, replicas: info.replicas, ..server_info };
     let peaks = inputs.peaks;
     info.peak_running = peaks.running;
     info.peak_waiting = peaks.waiting;

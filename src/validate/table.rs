@@ -136,6 +136,22 @@ pub fn render_table(v: &Validation) -> String {
             out.push_str(&format!("  Server: {h}\n"));
         }
     }
+    if !i.replicas.is_empty() {
+        out.push_str(&format!("  Replicas ({}, finished requests and generated tokens each):\n", i.replicas.len()));
+        for r in &i.replicas {
+            let n = |x: Option<f64>| x.map_or("-".to_owned(), |v| format!("{v:.0}"));
+            let line = match &r.restarted {
+                Some(why) => format!("    {}: restarted during the burst ({why})\n", r.replica),
+                None => format!(
+                    "    {}: {} requests, {} tokens\n",
+                    r.replica,
+                    n(r.finished_requests),
+                    n(r.generation_tokens)
+                ),
+            };
+            out.push_str(&line);
+        }
+    }
     out.push_str(&"═".repeat(WIDTH));
     out.push('\n');
     let word = match v.overall {

@@ -76,3 +76,22 @@ pub fn run_json(args: &[&str]) -> (serde_json::Value, String) {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     (v, stdout)
 }
+
+/// A TCP balancer on loopback: each new connection goes to the next backend in turn (what a
+/// Kubernetes Service does per connection). Returns its base URL.
+pub async fn balancer(backends: Vec<std::net::SocketAddr>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let backend = backends[next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % backends.len()];
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(backend).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
