@@ -52,6 +52,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Check a daemon configuration file (and the LLM_LOADTEST__* environment) and exit.
     CheckConfig(CheckConfigArgs),
+    /// Take shards of distributed bursts from a daemon (a target with `workers = N`) and run
+    /// them: the daemon observes the server and judges the whole burst once.
+    Worker(WorkerArgs),
     /// Exit 0 when a running daemon answers its readiness probe (for container HEALTHCHECKs,
     /// where the image has no curl).
     Healthcheck(HealthcheckArgs),
@@ -215,6 +218,22 @@ pub struct RunArgs {
     /// 2026-12-06T22:30:00Z), the same for every shard.
     #[arg(long, value_name = "TIME")]
     pub start_at: Option<jiff::Timestamp>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct WorkerArgs {
+    /// The daemon's base URL, e.g. http://llm-loadtest:9464.
+    #[arg(long, value_parser = parse_target)]
+    pub coordinator: url::Url,
+    /// A file whose first line is the workers' token (the daemon's `[workers] token_file`).
+    #[arg(long)]
+    pub token_file: PathBuf,
+    /// This worker's name in results and logs ([A-Za-z0-9_.-], at most 64); default HOSTNAME-PID.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Exit after running this many shards (default: until stopped).
+    #[arg(long)]
+    pub max_shards: Option<u64>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -11,6 +11,8 @@ pub mod burst;
 pub mod cli;
 /// Daemon configuration: TOML file + LLM_LOADTEST__A__B env overrides, strict, every rule checked.
 pub mod config;
+
+pub mod coordinator;
 /// `serve`: scheduled and triggered bursts, the API, /metrics, the history.
 pub mod daemon;
 /// Docker Engine API: find the server's container, read its log window.

@@ -79,6 +79,22 @@ async fn run_command(command: Command, serve_config: Option<(llm_loadtest::confi
         Command::Doctor(args) => doctor::run_command(args).await,
         Command::Validate(args) => offline::validate_command(&args),
         Command::Merge(args) => llm_loadtest::merge::command(&args),
+        Command::Worker(args) => {
+            use llm_loadtest::coordinator::worker;
+            let opts = worker::WorkerOptions {
+                coordinator: args.coordinator,
+                token_file: args.token_file,
+                name: args.name.unwrap_or_else(worker::default_name),
+                max_shards: args.max_shards,
+            };
+            match worker::serve(opts, cancel_on_signal()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Inspect(what) => offline::inspect_command(&what),
         Command::CheckConfig(args) => daemon::check_config_command(&args.file),
         Command::Healthcheck(args) => daemon::healthcheck_command(&args.url, args.timeout).await,

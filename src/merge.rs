@@ -39,32 +39,10 @@ pub fn merge(mut shards: Vec<RunResult>) -> Result<RunResult, String> {
         return Err(format!("missing shards: {}", missing.join(", ")));
     }
 
-    // The shards' measured phases on one wall clock: from the earliest start to the latest end.
-    let start_of = |r: &RunResult| r.plan.start_at.unwrap_or(r.started_at);
-    let span = |r: &RunResult| {
-        let start = start_of(r).as_millisecond() as f64 / 1e3;
-        (start, start + r.client.duration_s)
-    };
-    let begin = shards.iter().map(|r| span(r).0).fold(f64::INFINITY, f64::min);
-    let end = shards.iter().map(|r| span(r).1).fold(f64::NEG_INFINITY, f64::max);
-    let duration_s = (end - begin).max(0.0);
-
-    let mut records = Vec::new();
-    let mut folded = Vec::new();
-    let mut notes = Vec::new();
-    for r in &mut shards {
-        records.append(&mut r.records);
-        folded.append(&mut r.folded_failures);
-        notes.extend(r.notes.iter().map(|n| format!("shard {}: {n}", r.plan.shard.unwrap_or_default())));
-    }
-    records.sort_by_key(|r| r.index);
-    if let Some(w) = records.windows(2).find(|w| w[0].index == w[1].index) {
-        return Err(format!("request {} is in two shards: not the shards of one plan", w[0].index));
-    }
-    let lag = shards.iter().map(|r| &r.client.receive_lag).max_by(|a, b| a.p99_us.total_cmp(&b.p99_us)).cloned();
+    let Joined { records, folded, duration_s, lag, cancelled, target_lost, mut notes, .. } = join(&mut shards)?;
     let mut merged = shards.swap_remove(0);
     let slo = merged.plan.goodput_slo;
-    merged.client = stats::compute(&records, duration_s, &lag.unwrap_or_default(), &slo);
+    merged.client = stats::compute(&records, duration_s, &lag, &slo);
     stats::add_folded(&mut merged.client, &folded);
     merged.records = records;
     merged.folded_failures = folded;
@@ -77,8 +55,8 @@ pub fn merge(mut shards: Vec<RunResult>) -> Result<RunResult, String> {
         .unwrap_or(merged.started_at);
     merged.ended_at =
         std::iter::once(merged.ended_at).chain(shards.iter().map(|r| r.ended_at)).max().unwrap_or(merged.ended_at);
-    merged.cancelled = merged.cancelled || shards.iter().any(|r| r.cancelled);
-    merged.target_lost = merged.target_lost.or_else(|| shards.iter().find_map(|r| r.target_lost.clone()));
+    merged.cancelled = cancelled;
+    merged.target_lost = target_lost;
     merged.validation = None;
     merged.server = None;
     merged.logs = None;
@@ -87,6 +65,62 @@ pub fn merge(mut shards: Vec<RunResult>) -> Result<RunResult, String> {
     notes.insert(0, format!("{count} shards merged; each shard's server validation is in its own directory"));
     merged.notes = notes;
     Ok(merged)
+}
+
+/// The shards' records and figures on one clock, whichever shards there are.
+pub struct Joined {
+    /// Every shard's records, sorted by request index.
+    pub records: Vec<crate::record::RequestRecord>,
+    pub folded: Vec<crate::record::FoldedFailures>,
+    /// From the earliest shard's measured start to the latest shard's end.
+    pub duration_s: f64,
+    pub begin: jiff::Timestamp,
+    pub end: jiff::Timestamp,
+    /// The worst shard's (the one with the highest receive-lag p99).
+    pub lag: crate::record::ReceiveLag,
+    pub cancelled: bool,
+    pub target_lost: Option<String>,
+    /// Each shard's notes, prefixed with the shard.
+    pub notes: Vec<String>,
+}
+
+/// Join shards of one plan (any subset, each once): their records taken out of them.
+pub fn join(shards: &mut [RunResult]) -> Result<Joined, String> {
+    // The shards' measured phases on one wall clock: from the earliest start to the latest end.
+    let start_of = |r: &RunResult| r.plan.start_at.unwrap_or(r.started_at);
+    let span = |r: &RunResult| {
+        let start = start_of(r).as_millisecond() as f64 / 1e3;
+        (start, start + r.client.duration_s)
+    };
+    let begin = shards.iter().map(|r| span(r).0).fold(f64::INFINITY, f64::min);
+    let end = shards.iter().map(|r| span(r).1).fold(f64::NEG_INFINITY, f64::max);
+    let duration_s = if shards.is_empty() { 0.0 } else { (end - begin).max(0.0) };
+    let at = |s: f64| jiff::Timestamp::from_millisecond((s * 1e3) as i64).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+
+    let mut records = Vec::new();
+    let mut folded = Vec::new();
+    let mut notes = Vec::new();
+    for r in shards.iter_mut() {
+        records.append(&mut r.records);
+        folded.append(&mut r.folded_failures);
+        notes.extend(r.notes.iter().map(|n| format!("shard {}: {n}", r.plan.shard.unwrap_or_default())));
+    }
+    records.sort_by_key(|r| r.index);
+    if let Some(w) = records.windows(2).find(|w| w[0].index == w[1].index) {
+        return Err(format!("request {} is in two shards: not the shards of one plan", w[0].index));
+    }
+    let lag = shards.iter().map(|r| &r.client.receive_lag).max_by(|a, b| a.p99_us.total_cmp(&b.p99_us)).cloned();
+    Ok(Joined {
+        records,
+        folded,
+        duration_s,
+        begin: if shards.is_empty() { jiff::Timestamp::now() } else { at(begin) },
+        end: if shards.is_empty() { jiff::Timestamp::now() } else { at(end) },
+        lag: lag.unwrap_or_default(),
+        cancelled: shards.iter().any(|r| r.cancelled),
+        target_lost: shards.iter().find_map(|r| r.target_lost.clone()),
+        notes,
+    })
 }
 
 /// Read and merge the shard directories.

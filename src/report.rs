@@ -84,6 +84,21 @@ pub fn render(r: &RunResult) -> String {
     if r.cancelled {
         out.push_str("The run was cancelled: the figures cover the requests made until then.\n");
     }
+    for s in &r.shards {
+        let worker = s.worker.as_deref().unwrap_or("no worker");
+        match &s.lost {
+            Some(why) => out.push_str(&format!("Shard {} ({worker}): lost: {why}\n", s.shard)),
+            None => out.push_str(&format!(
+                "Shard {} ({worker}): {} completed, {} failed, {:.2} req/s, started {:.3} s after the shared start, receive lag p99 {:.2} ms\n",
+                s.shard,
+                s.completed,
+                s.failed,
+                s.request_throughput,
+                s.start_lag_s,
+                s.receive_lag_p99_s * 1e3
+            )),
+        }
+    }
     for n in &r.notes {
         out.push_str(&format!("Note: {n}\n"));
     }

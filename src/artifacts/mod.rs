@@ -132,6 +132,9 @@ pub struct RunResult {
     pub folded_failures: Vec<FoldedFailures>,
     #[serde(flatten)]
     pub client: ClientStats,
+    /// A distributed burst's shards: which worker ran each, what it delivered, which were lost.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<crate::coordinator::remote::ShardReport>,
     /// Client vs server verdicts; absent with --skip-validation.
     pub validation: Option<Validation>,
     pub server: Option<ServerSummary>,
@@ -172,6 +175,8 @@ struct SavedResult {
     target_lost: Option<String>,
     #[serde(default)]
     folded_failures: Vec<FoldedFailures>,
+    #[serde(default)]
+    shards: Vec<crate::coordinator::remote::ShardReport>,
     duration: f64,
     #[serde(default)]
     receive_lag: ReceiveLag,
@@ -234,6 +239,7 @@ impl RunResult {
             target_lost: saved.target_lost,
             folded_failures: saved.folded_failures,
             client,
+            shards: saved.shards,
             validation: saved.validation,
             server: saved.server,
             logs: saved.logs,
@@ -345,17 +351,22 @@ pub fn write_dir_atomic(dir: &Path, fill: impl FnOnce(&Path) -> Result<(), RunEr
 pub fn save(dir: &Path, result: &RunResult) -> Result<(), RunError> {
     std::fs::create_dir_all(dir).map_err(|source| RunError::Write { path: dir.to_owned(), source })?;
     write_atomic(&dir.join(RESULT_JSON), &result_json(result))?;
-    let mut lines = Vec::new();
-    for r in &result.records {
-        // Serializing plain data cannot fail; an empty line would show if it did.
-        lines.extend(serde_json::to_vec(r).unwrap_or_default());
-        lines.push(b'\n');
-    }
-    write_atomic(&dir.join(REQUESTS_JSONL), &lines)?;
+    write_atomic(&dir.join(REQUESTS_JSONL), &requests_jsonl(&result.records))?;
     for (name, text) in &result.snapshots {
         write_atomic(&dir.join(name), text.as_bytes())?;
     }
     Ok(())
+}
+
+/// The records as `requests.jsonl` holds them: one JSON object per line.
+pub fn requests_jsonl(records: &[RequestRecord]) -> Vec<u8> {
+    let mut lines = Vec::new();
+    for r in records {
+        // Serializing plain data cannot fail; an empty line would show if it did.
+        lines.extend(serde_json::to_vec(r).unwrap_or_default());
+        lines.push(b'\n');
+    }
+    lines
 }
 
 /// The result as `result.json` holds it (pretty JSON, newline-terminated).

@@ -14,7 +14,7 @@
 //! 7. the result, with every raw observation kept for the artifacts.
 
 pub mod lag;
-mod load;
+pub mod load;
 mod observe;
 pub mod plan;
 pub mod trace;
@@ -57,8 +57,18 @@ async fn run_in_span(
     cancel: CancellationToken,
     observer: Option<RecordObserver>,
 ) -> RunResult {
-    let BurstPlan { spec, prompts, recorded, model, slo, mut watch, logs: logs_spec, spans: spans_watch, tolerances } =
-        plan;
+    let BurstPlan {
+        spec,
+        prompts,
+        recorded,
+        model,
+        slo,
+        mut watch,
+        logs: logs_spec,
+        spans: spans_watch,
+        tolerances,
+        remote,
+    } = plan;
     // A fleet named by DNS: every snapshot of this burst reads the replicas found now.
     if let Some(w) = &mut watch {
         w.metrics = w.metrics.pinned().await;
@@ -81,7 +91,20 @@ async fn run_in_span(
     let (warmed_tx, warmed_rx) = oneshot::channel();
     let (go_tx, go_rx) = oneshot::channel();
     let gate = load::WarmupGate { warmed: warmed_tx, go: go_rx };
-    let load = load::run_load(spec, prompts, cancel.clone(), observer, Some(gate));
+    if remote.as_ref().is_some_and(|r| r.workload.warmup > 0) {
+        notes.push(
+            "warm-up requests are not run in a distributed burst (they would land inside its server window)".into(),
+        );
+    }
+    let load = async {
+        match remote {
+            None => (load::run_load(spec, prompts, cancel.clone(), observer, Some(gate)).await, None),
+            Some(r) => {
+                let o = r.run(&run_id, gate, cancel.clone()).await;
+                (o.load, Some((o.shards, o.notes)))
+            }
+        }
+    };
     let before = async {
         // An error only means the load ended early (cancelled): observe anyway.
         let _ = warmed_rx.await;
@@ -89,7 +112,9 @@ async fn run_in_span(
         let _ = go_tx.send(());
         pre
     };
-    let (out, pre) = tokio::join!(load, before);
+    let ((out, distributed), pre) = tokio::join!(load, before);
+    let (shards, shard_notes) = distributed.unwrap_or_default();
+    notes.extend(shard_notes);
     let Before { mut phases, idle_start, before, logs_from, state_before, tail_before, sampler } = pre;
     phases.insert("load", out.duration_s);
     // vLLM exports spans in batches (every 5 s): wait for them while /metrics settles.
@@ -145,8 +170,12 @@ async fn run_in_span(
         endpoint: recorded.endpoint,
         load: (out.started_unix, out.ended_unix),
     };
-    let validation =
+    let mut validation =
         trace::phase_span("validate").in_scope(|| validate::assess(&observation, &client_side, &tolerances));
+    if let Some(reason) = crate::coordinator::remote::lost_reason(&shards) {
+        validation = validation.map(|v| v.without_verdicts(&reason));
+        notes.push(reason);
+    }
     drop(observation);
 
     let mut snapshots = server.as_ref().map(raw_snapshots).unwrap_or_default();
@@ -198,6 +227,7 @@ async fn run_in_span(
         target_lost: out.target_lost,
         folded_failures: out.folded,
         client,
+        shards,
         validation,
         server: server.as_ref().map(server_summary),
         logs: logs.as_ref().map(logs_summary),

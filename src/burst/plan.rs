@@ -76,6 +76,8 @@ pub struct BurstPlan {
     /// This burst's registration with the OTLP receiver; None without one.
     pub spans: Option<SpansWatch>,
     pub tolerances: Tolerances,
+    /// Set by the daemon for a target with `workers`: the load runs on connected workers.
+    pub remote: Option<crate::coordinator::remote::RemoteLoad>,
 }
 
 /// Strip a trailing `/v1` so both `http://h:8000` and `http://h:8000/v1` work.
@@ -236,6 +238,7 @@ pub fn plan(target: &Target, workload: &Workload, tolerances: Tolerances, run_id
         logs,
         spans,
         tolerances,
+        remote: None,
     })
 }
 

@@ -42,6 +42,22 @@ pub(super) fn config(c: &Config) -> Vec<Problem> {
         out.push(Problem::new("auth.token_file", "must not be empty"));
     }
 
+    if let Some(w) = &c.workers
+        && w.token.as_deref().is_none_or(|t| t.trim().is_empty())
+        && w.token_file.as_ref().is_none_or(|f| f.as_os_str().is_empty())
+    {
+        out.push(Problem::new("workers", "needs token_file (or token): workers authenticate with it"));
+    }
+    for t in c.targets.iter().filter(|t| t.workers.is_some()) {
+        if c.workers.is_none() {
+            out.push(Problem::across(
+                dotted(&join("targets", &t.name), "workers"),
+                &["workers".to_owned()],
+                "needs a [workers] section with the workers' token_file",
+            ));
+        }
+    }
+
     let l = &c.limits;
     at_least_one("limits.max_requests", l.max_requests, &mut out);
     duration("limits.max_duration", l.max_duration, false, &mut out);
@@ -104,6 +120,20 @@ fn target(t: &TargetConfig, out: &mut Vec<Problem>) {
     }
     if t.api_key_file.as_ref().is_some_and(|f| f.as_os_str().is_empty()) {
         out.push(Problem::new(key("api_key_file"), "must not be empty"));
+    }
+    if let Some(n) = t.workers {
+        if n == 0 {
+            out.push(Problem::new(
+                key("workers"),
+                "must be at least 1 (remove the key to send the load from the daemon)",
+            ));
+        }
+        if t.workload.dataset.is_some() || t.workload.tokenizer.is_some() {
+            out.push(Problem::new(
+                key("workers"),
+                "a distributed burst cannot use workload.dataset or workload.tokenizer yet (files on the daemon's machine)",
+            ));
+        }
     }
     workload(&key("workload"), &t.workload, out);
     tolerances(&key("tolerances"), &t.tolerances, out);

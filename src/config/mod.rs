@@ -54,6 +54,9 @@ pub struct Config {
     pub history: HistoryConfig,
     /// `[auth]`: the bearer token of the trigger API.
     pub auth: AuthConfig,
+    /// `[workers]`: the bearer token workers (`llm-loadtest worker`) authenticate with; without
+    /// it the daemon takes no workers.
+    pub workers: Option<AuthConfig>,
     /// `[limits]`: the most a trigger body may ask for.
     pub limits: TriggerLimits,
     /// `[otlp] receiver` (default none): one OTLP trace receiver (gRPC and HTTP, e.g.
@@ -82,6 +85,7 @@ impl Default for Config {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             history: HistoryConfig::default(),
             auth: AuthConfig::default(),
+            workers: None,
             limits: TriggerLimits::default(),
             otlp_receiver: None,
             otlp_endpoint: None,
@@ -111,6 +115,10 @@ pub struct TargetConfig {
     pub api_key_file: Option<PathBuf>,
     /// `skip_validation` (default false): measure the client only; no /metrics, no logs.
     pub skip_validation: bool,
+    /// `workers`: run each burst on this many connected workers (`llm-loadtest worker`), each
+    /// its share of the plan, the server observed once around them all. Default none: the
+    /// daemon sends the load itself.
+    pub workers: Option<u32>,
     /// `[targets.NAME.workload]` (over `[defaults.workload]`).
     pub workload: Workload,
     /// `[targets.NAME.tolerances]` (over `[defaults.tolerances]`).

@@ -47,6 +47,9 @@ pub(super) fn config(root: Map<String, Value>, p: &mut Problems) -> Parsed {
     if let Some(section) = s.section("auth", p) {
         c.auth = auth(section, p);
     }
+    if let Some(section) = s.section("workers", p) {
+        c.workers = Some(auth(section, p));
+    }
     if let Some(section) = s.section("limits", p) {
         c.limits = limits(section, p);
     }
@@ -139,6 +142,7 @@ fn target(name: &str, value: Value, defaults: &Defaults, p: &mut Problems) -> Op
     let container = s.get("container", p, read::string);
     let api_key_file = s.get("api_key_file", p, read::path);
     let skip_validation = s.get("skip_validation", p, read::bool).unwrap_or(false);
+    let workers = s.get("workers", p, read::u32);
 
     let own = s.section("workload", p).unwrap_or_else(|| Section::empty(&s.key("workload")));
     let prefix = own.path().to_owned();
@@ -183,6 +187,7 @@ fn target(name: &str, value: Value, defaults: &Defaults, p: &mut Problems) -> Op
         container,
         api_key_file,
         skip_validation,
+        workers,
         workload,
         tolerances,
         schedule,

@@ -956,3 +956,21 @@ fn one_otlp_receiver_for_every_target() {
     let c = ok(&format!("[otlp]\nendpoint = \"http://127.0.0.1:4317\"\n{SIM}"));
     assert_eq!(c.otlp_endpoint.as_ref().map(url::Url::as_str), Some("http://127.0.0.1:4317/"));
 }
+
+#[test]
+fn a_distributed_target_needs_the_workers_token() {
+    let c = ok(&format!("[workers]\ntoken = \"s3cret\"\n{SIM}workers = 4\n"));
+    assert_eq!(c.target("sim").unwrap().workers, Some(4));
+    assert_eq!(c.workers.as_ref().unwrap().read_token().unwrap().as_deref(), Some("s3cret"));
+    assert_eq!(ok(SIM).workers, None);
+    one(&format!("{SIM}workers = 2\n"), "targets.sim.workers", "needs a [workers] section");
+    one(&format!("[workers]\ntoken = \"t\"\n{SIM}workers = 0\n"), "targets.sim.workers", "at least 1");
+    one(&format!("[workers]\n{SIM}"), "workers", "needs token_file");
+    let ps = problems(&format!(
+        "[workers]\ntoken = \"t\"\n{SIM}workers = 2\n[targets.sim.workload]\ndataset = \"p.jsonl\"\n"
+    ));
+    assert!(
+        ps.iter().any(|p| p.starts_with("targets.sim.workers: ") && p.contains("cannot use workload.dataset")),
+        "{ps:?}"
+    );
+}

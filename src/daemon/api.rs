@@ -37,7 +37,8 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/api/v1/runs/{id}", get(get_run))
         .layer(DefaultBodyLimit::max(trigger::MAX_BODY_BYTES))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
-        .with_state(daemon)
+        .with_state(daemon.clone())
+        .merge(crate::coordinator::api::router(daemon.coordinator.clone()))
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {

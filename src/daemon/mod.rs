@@ -89,6 +89,8 @@ pub struct Daemon {
     pub started: Instant,
     /// The OTLP receiver's routing table (`[otlp] receiver`); the receiver runs in `serve`.
     pub spans: Option<Arc<crate::traces::Hub>>,
+    /// The workers' table, with `[workers]` configured.
+    pub coordinator: Option<Arc<crate::coordinator::Coordinator>>,
 }
 
 /// Removes a target from the running set however its task ends (panics included).
@@ -115,6 +117,13 @@ impl Daemon {
     pub fn new(config: Config) -> Result<Arc<Daemon>, String> {
         let spans = config.otlp_receiver.map(|_| crate::traces::Hub::new());
         let token = config.auth.read_token().map_err(|e| format!("auth: {e}"))?;
+        let coordinator = match &config.workers {
+            None => None,
+            Some(w) => {
+                let token = w.read_token().map_err(|e| format!("workers: {e}"))?.ok_or("workers: no token")?;
+                Some(Arc::new(crate::coordinator::Coordinator::new(token)))
+            }
+        };
         let loaded = History::open(&config.data_dir, config.history.max_runs, config.history.max_age)?;
         for p in &loaded.problems {
             tracing::warn!("history: skipped a stored run: {p}");
@@ -153,6 +162,7 @@ impl Daemon {
             tasks: TaskTracker::new(),
             started: Instant::now(),
             spans,
+            coordinator,
         }))
     }
 
@@ -194,6 +204,19 @@ impl Daemon {
         let guard = RunningGuard { daemon: self.clone(), target: target.to_owned() };
         let run_id = crate::artifacts::new_run_id();
         let prepared = crate::burst::plan(&target_of(t, self.spans.clone()), &workload, t.tolerances.clone(), &run_id);
+        let prepared = prepared.and_then(|mut p| {
+            if let (Some(n), Some(c)) = (t.workers, &self.coordinator) {
+                p.remote = Some(crate::coordinator::remote::RemoteLoad {
+                    coordinator: c.clone(),
+                    workers: n,
+                    target_url: t.url.clone(),
+                    model: t.model.clone(),
+                    api_key: crate::burst::plan::read_api_key(None, t.api_key_file.as_deref())?,
+                    workload: workload.clone(),
+                });
+            }
+            Ok(p)
+        });
         let prepared = match prepared.map_err(|e| e.to_string()) {
             Ok(p) => p,
             Err(e) => {

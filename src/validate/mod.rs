@@ -447,4 +447,25 @@ impl Validation {
         };
         Validation { overall, basis, prometheus, docker_logs, traces, server_info, tolerances }
     }
+
+    /// Every verdict made a SKIP with `reason`, the figures kept: part of the burst's client side
+    /// is missing (a distributed burst's lost shard), so no server figure can be compared.
+    pub fn without_verdicts(self, reason: &str) -> Validation {
+        let skip = |s: &mut Section| {
+            s.status = Status::Skip;
+            s.reason = Some(match s.reason.take() {
+                Some(r) => format!("{reason}; {r}"),
+                None => reason.to_owned(),
+            });
+            for c in &mut s.comparisons {
+                c.status = Status::Skip;
+                c.reason = Some(reason.to_owned());
+            }
+        };
+        let Validation { mut prometheus, mut docker_logs, mut traces, server_info, tolerances, .. } = self;
+        skip(&mut prometheus);
+        docker_logs.iter_mut().for_each(|d| skip(&mut d.section));
+        traces.iter_mut().for_each(|t| skip(&mut t.section));
+        Validation::new(prometheus, docker_logs, traces, server_info, tolerances)
+    }
 }

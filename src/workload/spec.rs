@@ -34,8 +34,9 @@ pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 pub const GROUPS: &[&[&str]] =
     &[&["requests", "duration"], &["concurrency", "rate", "poisson"], &["input_tokens", "dataset", "dataset_format"]];
 
-/// One burst's load shape and request shape, every value resolved.
-#[derive(Debug, Clone, PartialEq)]
+/// One burst's load shape and request shape, every value resolved. Serialized only between a
+/// daemon and its workers (the same version on both sides), durations in humantime form.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Workload {
     /// `endpoint`: `"chat"` (default, `/v1/chat/completions`) or `"completions"` (`/v1/completions`).
     pub endpoint: Endpoint,
@@ -45,6 +46,7 @@ pub struct Workload {
     /// None exactly when `duration` is set.
     pub requests: Option<u64>,
     /// `duration` (e.g. `"30s"`): stop starting requests after this long; no default. Not with `requests`.
+    #[serde(with = "humantime_serde")]
     pub duration: Option<Duration>,
     /// `concurrency`: without `rate`, a closed loop at exactly this many requests in flight (default 8);
     /// with `rate`, a cap on requests in flight (default none).
@@ -74,11 +76,14 @@ pub struct Workload {
     /// `tokenizer`: a HF `tokenizer.json` for exact prompt token counts. Default none (approximate counts).
     pub tokenizer: Option<PathBuf>,
     /// `timeout` (default `"60s"`): time limit of a whole request.
+    #[serde(with = "humantime_serde")]
     pub timeout: Duration,
     /// `first_token_timeout`: time limit to the first token, at most `timeout`. Default none:
     /// 30 s, or `timeout` when that is shorter.
+    #[serde(with = "humantime_serde")]
     pub first_token_timeout: Option<Duration>,
     /// `connect_timeout` (default `"10s"`): time limit to establish a connection.
+    #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
     /// `cold_connections` (default false): do not open the connections before the clock starts,
     /// so the first requests of each connection pay its set-up inside their TTFT (on purpose).
@@ -88,17 +93,21 @@ pub struct Workload {
     pub target_lost_after: u64,
     /// `inter_chunk_timeout` (default `"30s"`): after the first token, the longest wait for the
     /// next one before the stream counts as stalled (`stall_timeout`); `timeout` still bounds it.
+    #[serde(with = "humantime_serde")]
     pub inter_chunk_timeout: Duration,
     /// `goodput`: SLOs in ms, `{ ttft_ms = 500, tpot_ms = 50, e2el_ms = 5000 }`, any subset. Default none.
     pub goodput: Slo,
     /// `idle_window` (default `"1s"`, `"0s"` for none): quiet window before the burst in which other
     /// clients' traffic on the server is measured.
+    #[serde(with = "humantime_serde")]
     pub idle_window: Duration,
     /// `settle_timeout` (default `"5s"`): after the burst, poll /metrics up to this long until the
     /// server's counters stop moving.
+    #[serde(with = "humantime_serde")]
     pub settle_timeout: Duration,
     /// `spans_timeout` (default `"15s"`): with an OTLP receiver, after the burst wait up to this
     /// long for the `llm_request` span of every completed request (vLLM batches spans for 5 s).
+    #[serde(with = "humantime_serde")]
     pub spans_timeout: Duration,
 }
 

@@ -11,7 +11,7 @@ use super::PromptError;
 pub const MAX_INPUT_TOKENS: u32 = 1_000_000;
 
 /// Requested prompt length in tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LengthSpec {
     /// Every prompt has this many tokens.

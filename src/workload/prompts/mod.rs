@@ -36,7 +36,7 @@ pub struct Prompt {
 }
 
 /// Layout of a dataset file.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(clap::ValueEnum, Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DatasetFormat {
     /// Decide from the content.
