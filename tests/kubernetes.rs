@@ -413,3 +413,84 @@ fn check_kubernetes_validates_the_sharded_burst_job() {
     }
     assert!(text.contains("kubernetes: OK, 3 objects"), "{text}");
 }
+
+/// The workers component: its daemon config is the base's plus [workers] and `workers` (so the
+/// two do not drift apart), valid, with a token file the daemon's patch mounts; the worker
+/// Deployment's command is a `worker` this binary accepts, pointed at the base's Service with
+/// the same token, and it has at least as many replicas as any target's `workers`.
+#[test]
+fn the_workers_component_adds_workers_to_the_base_and_nothing_else() {
+    use clap::Parser;
+    use llm_loadtest::cli::{Cli, Command as Cmd};
+    const TOKEN_FILE: &str = "/run/secrets/llm-loadtest-workers/token";
+
+    let base = read("deploy/kubernetes/llm-loadtest.toml");
+    let with = read("deploy/kubernetes/workers/llm-loadtest.toml");
+    let body = with.split_once("\n\n").map(|(_, b)| b).expect("a header, then the base's text");
+    let added: Vec<&str> = diff_lines(&base, body);
+    assert!(added.iter().any(|l| l.starts_with("workers = ")), "{added:?}");
+    assert!(added.contains(&"[workers]") && added.contains(&format!("token_file = \"{TOKEN_FILE}\"").as_str()));
+    assert!(
+        added.iter().all(|l| l.starts_with('#')
+            || l.starts_with("workers = ")
+            || l.starts_with("[workers]")
+            || l.starts_with("token_file = ")),
+        "{added:?}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let local = with
+        .replace(TOKEN_FILE, &dir.path().join("w").display().to_string())
+        .replace("/run/secrets/llm-loadtest/token", &dir.path().join("t").display().to_string());
+    std::fs::write(dir.path().join("w"), "workers\n").unwrap();
+    std::fs::write(dir.path().join("t"), "trigger\n").unwrap();
+    let config = llm_loadtest::config::load_from_str(&local, &[]).unwrap_or_else(|e| panic!("{e}"));
+    let most = config.targets.iter().filter_map(|t| t.workers).max().expect("a target with workers");
+
+    let component = read("deploy/kubernetes/workers/kustomization.yaml");
+    assert!(component.contains("mountPath: /run/secrets/llm-loadtest-workers"), "the daemon mounts the token");
+    let deployment = yaml("deploy/kubernetes/workers/worker-deployment.yaml");
+    assert!(deployment["spec"]["replicas"].as_u64().unwrap() >= u64::from(most), "fewer workers than shards");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(format!("{}/token", mount_path(container, "workers-token")), TOKEN_FILE);
+    let args: Vec<&str> = container["args"].as_sequence().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let argv = std::iter::once("llm-loadtest").chain(args.iter().copied());
+    let Cmd::Worker(w) = Cli::try_parse_from(argv).unwrap().command else { panic!("not a worker: {args:?}") };
+    assert_eq!(w.token_file.to_str(), Some(TOKEN_FILE));
+    let service = yaml("deploy/kubernetes/service.yaml");
+    assert_eq!(w.coordinator.host_str(), service["metadata"]["name"].as_str());
+    assert_eq!(w.coordinator.port(), Some(config.listen.port()));
+}
+
+/// Lines of `new` that `old` does not have, in order.
+fn diff_lines<'a>(old: &str, new: &'a str) -> Vec<&'a str> {
+    let old: std::collections::BTreeSet<&str> = old.lines().collect();
+    new.lines().filter(|l| !old.contains(l)).collect()
+}
+
+#[test]
+#[ignore = "needs kubectl, python3 and Node.js: run scripts/test.sh"]
+fn check_kubernetes_validates_the_base_with_workers() {
+    let out = Command::new("bash")
+        .args(["scripts/check-kubernetes.sh", "deploy/kubernetes-with-workers"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "scripts/check-kubernetes.sh deploy/kubernetes-with-workers failed:\n{text}");
+    assert!(text.contains("ok Deployment/llm-loadtest-worker:"), "{text}");
+    assert!(text.contains("kubernetes: OK, 10 objects"), "{text}");
+    // The daemon's rendered pod mounts the workers' token, and its config has [workers].
+    let rendered = Command::new("kubectl")
+        .args(["kustomize", "deploy/kubernetes-with-workers"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let objects = documents(&String::from_utf8(rendered.stdout).unwrap());
+    let daemon = objects.iter().find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "llm-loadtest").unwrap();
+    let pod = &daemon["spec"]["template"]["spec"];
+    assert_eq!(volume(pod, "workers-token")["secret"]["secretName"].as_str(), Some("llm-loadtest-workers-token"));
+    let config_map = volume(pod, "config")["configMap"]["name"].as_str().unwrap();
+    let config = objects.iter().find(|o| o["metadata"]["name"].as_str() == Some(config_map)).unwrap();
+    assert!(config["data"]["llm-loadtest.toml"].as_str().unwrap().contains("\n[workers]\n"));
+}

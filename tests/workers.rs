@@ -183,3 +183,29 @@ async fn a_killed_worker_loses_its_shard_and_the_daemon_keeps_serving() {
     d.shutdown().await;
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real vLLM: run scripts/test.sh"]
+async fn four_workers_against_the_real_vllm_match_its_counters_exactly() {
+    let url = std::env::var("LLM_LOADTEST_REAL_VLLM_URL")
+        .expect("LLM_LOADTEST_REAL_VLLM_URL is not set: start ../shared/real-vllm/start.sh (scripts/test.sh does)");
+    let model = std::env::var("LLM_LOADTEST_REAL_VLLM_MODEL").unwrap_or_else(|_| "tiny".into());
+    let data = tempfile::tempdir().unwrap();
+    let workload = "requests = 24\nconcurrency = 4\nignore_eos = true";
+    let toml = toml(data.path(), &url, 4, workload).replace("model = \"sim-model\"", &format!("model = \"{model}\""));
+    let d = Running::start(config(&toml, data.path())).await;
+    let mut workers: Vec<Child> = (0..4).map(|i| worker(&d, data.path(), &format!("w{i}"))).collect();
+    connected(&d, 4).await;
+    let v = trigger(&d).await;
+    for w in &mut workers {
+        assert!(w.wait().unwrap().success());
+    }
+    assert_eq!(v["completed"], 24, "{v:#}");
+    for name in ["request_count", "prompt_tokens", "generation_tokens"] {
+        let c = check(&v, name);
+        assert_eq!((&c["status"], &c["client"]), (&serde_json::json!("PASS"), &c["server"]), "{c}");
+    }
+    let shards = v["shards"].as_array().unwrap();
+    assert!(shards.iter().all(|s| s["completed"] == 6 && s["lost"].is_null()), "{shards:#?}");
+    d.shutdown().await;
+}

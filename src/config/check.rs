@@ -128,6 +128,12 @@ fn target(t: &TargetConfig, out: &mut Vec<Problem>) {
                 "must be at least 1 (remove the key to send the load from the daemon)",
             ));
         }
+        if n > crate::coordinator::MAX_WORKERS {
+            out.push(Problem::new(
+                key("workers"),
+                format!("must be at most {}, got {n}", crate::coordinator::MAX_WORKERS),
+            ));
+        }
         if t.workload.dataset.is_some() || t.workload.tokenizer.is_some() {
             out.push(Problem::new(
                 key("workers"),

@@ -965,6 +965,7 @@ fn a_distributed_target_needs_the_workers_token() {
     assert_eq!(ok(SIM).workers, None);
     one(&format!("{SIM}workers = 2\n"), "targets.sim.workers", "needs a [workers] section");
     one(&format!("[workers]\ntoken = \"t\"\n{SIM}workers = 0\n"), "targets.sim.workers", "at least 1");
+    one(&format!("[workers]\ntoken = \"t\"\n{SIM}workers = 257\n"), "targets.sim.workers", "at most 256");
     one(&format!("[workers]\n{SIM}"), "workers", "needs token_file");
     let ps = problems(&format!(
         "[workers]\ntoken = \"t\"\n{SIM}workers = 2\n[targets.sim.workload]\ndataset = \"p.jsonl\"\n"

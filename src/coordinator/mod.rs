@@ -31,6 +31,8 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 pub const HEARTBEAT_LOST: Duration = Duration::from_secs(6);
 /// A worker that polled within this long counts as connected.
 pub const CONNECTED_WITHIN: Duration = Duration::from_secs(15);
+/// The most workers one burst is shared by (a target's `workers`); it bounds the `shard` label.
+pub const MAX_WORKERS: u32 = 256;
 /// Names of workers: bounded, so they can label metrics and fill logs safely.
 pub const MAX_WORKER_NAME: usize = 64;
 

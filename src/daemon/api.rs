@@ -46,6 +46,9 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 async fn metrics(State(d): State<Arc<Daemon>>, headers: HeaderMap) -> Response {
+    if let Some(c) = &d.coordinator {
+        d.exporter.set_workers_connected(c.connected().len());
+    }
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let (content_type, body) = d.exporter.encode_for_accept(accept);
     ([(header::CONTENT_TYPE, content_type)], body).into_response()

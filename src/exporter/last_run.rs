@@ -221,6 +221,15 @@ pub(super) fn series(target: &str, result: &RunResult) -> Vec<Series> {
         b.push(&m::LAST_RUN_PHASE_DURATION, &[phase], Some(secs));
     }
 
+    // Shards of a distributed run.
+    for shard in &result.shards {
+        let index = shard.shard.index.to_string();
+        let ran = shard.lost.is_none();
+        b.push(&m::LAST_RUN_SHARD_LOST, &[&index], Some(bool_value(!ran)));
+        b.push(&m::LAST_RUN_SHARD_REQUEST_THROUGHPUT, &[&index], ran.then_some(shard.request_throughput));
+        b.push(&m::LAST_RUN_SHARD_START_LAG, &[&index], ran.then_some(shard.start_lag_s));
+    }
+
     // Client.
     let ms = |v: Option<f64>| v.map(|x| x / 1e3);
     for (def, summary) in [

@@ -570,8 +570,43 @@ pub const LAST_RUN_LOG_WARNING_LINES: MetricDef = MetricDef {
     labels: T,
 };
 
+// ---------------------------------------------------------------------------------------------
+// Distributed bursts (`workers = N`): `shard` is the shard's index, bounded by the configured N
+// (worker names are free text, so they are in the result, never a label)
+// ---------------------------------------------------------------------------------------------
+
+/// Workers that polled the daemon within the last 15 s; absent without `[workers]`.
+pub const WORKERS_CONNECTED: MetricDef = MetricDef {
+    name: "llm_loadtest_workers_connected",
+    help: "Workers (llm-loadtest worker) that polled this daemon within the last 15 s",
+    kind: Kind::Gauge,
+    labels: &[],
+};
+/// Completed requests per second each shard of the last distributed run delivered.
+pub const LAST_RUN_SHARD_REQUEST_THROUGHPUT: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_shard_requests_per_second",
+    help: "Completed requests per second of each shard of the last distributed run, over its own measured phase",
+    kind: Kind::Gauge,
+    labels: &["target", "shard"],
+};
+/// How long after the shared start instant each shard's measured load began (a worker's lag).
+pub const LAST_RUN_SHARD_START_LAG: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_shard_start_lag_seconds",
+    help: "How long after the shared start instant each shard of the last distributed run began its load",
+    kind: Kind::Gauge,
+    labels: &["target", "shard"],
+};
+/// 1 for a shard of the last distributed run whose worker stopped reporting (its records are
+/// missing and every verdict of the run is SKIP), else 0.
+pub const LAST_RUN_SHARD_LOST: MetricDef = MetricDef {
+    name: "llm_loadtest_last_run_shard_lost",
+    help: "1 for each shard of the last distributed run that was lost (its worker stopped reporting), else 0",
+    kind: Kind::Gauge,
+    labels: &["target", "shard"],
+};
+
 /// Every metric, in exposition order.
-pub const METRICS: [MetricDef; 63] = [
+pub const METRICS: [MetricDef; 67] = [
     BUILD_INFO,
     PROCESS_START_TIME,
     TARGET_INFO,
@@ -635,6 +670,10 @@ pub const METRICS: [MetricDef; 63] = [
     LOG_WARNING_LINES,
     LAST_RUN_LOG_ERROR_EVENTS,
     LAST_RUN_LOG_WARNING_LINES,
+    WORKERS_CONNECTED,
+    LAST_RUN_SHARD_REQUEST_THROUGHPUT,
+    LAST_RUN_SHARD_START_LAG,
+    LAST_RUN_SHARD_LOST,
 ];
 
 const fn names<const N: usize>(defs: &[MetricDef; N]) -> [&'static str; N] {

@@ -98,6 +98,8 @@ fn token_latency_histogram() -> Histogram {
 struct Metrics {
     version: String,
     start_time_s: f64,
+    /// Set at each scrape by a daemon that takes workers.
+    workers_connected: Mutex<Option<usize>>,
     state: Mutex<BTreeMap<String, TargetState>>,
     runs: Family<RunLabels, Counter>,
     run_failures: Family<FailureLabels, Counter>,
@@ -175,6 +177,7 @@ impl Exporter {
         let metrics = Metrics {
             version: version.to_owned(),
             start_time_s: last_run::epoch_seconds(jiff::Timestamp::now()),
+            workers_connected: Mutex::new(None),
             state: Mutex::new(BTreeMap::new()),
             runs: Family::default(),
             run_failures: Family::default(),
@@ -357,6 +360,11 @@ impl Exporter {
     }
 
     /// `llm_loadtest_running{target}`: set to true when a burst starts, false when it ends.
+    /// How many workers are connected now (a daemon with `[workers]` sets it at each scrape).
+    pub fn set_workers_connected(&self, n: usize) {
+        *lock(&self.inner.metrics.workers_connected) = Some(n);
+    }
+
     pub fn set_running(&self, target: &str, running: bool) {
         if let Some(t) = lock(&self.inner.metrics.state).get_mut(target) {
             t.running = running;
@@ -479,6 +487,9 @@ impl Metrics {
             Series { def: &BUILD_INFO, labels: vec![("version", self.version.clone())], value: 1.0 },
             Series { def: &PROCESS_START_TIME, labels: vec![], value: self.start_time_s },
         ];
+        if let Some(n) = *lock(&self.workers_connected) {
+            out.push(Series { def: &WORKERS_CONNECTED, labels: vec![], value: n as f64 });
+        }
         for (target, t) in state {
             out.push(Series {
                 def: &TARGET_INFO,

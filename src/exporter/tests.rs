@@ -594,7 +594,61 @@ fn full_result() -> RunResult {
     i.prefix_cache_hit_rate_pct = Some(40.0);
     i.peak_waiting = i.peak_waiting.or(Some(0.0));
     r.validation.as_mut().unwrap().traces = Some(traces_section());
+    r.shards = shards();
     r
+}
+
+/// A distributed run's shards: one ran, one was lost.
+fn shards() -> Vec<crate::coordinator::remote::ShardReport> {
+    use crate::coordinator::remote::ShardReport;
+    use crate::workload::Shard;
+    vec![
+        ShardReport {
+            shard: Shard { index: 0, count: 2 },
+            worker: Some("w0".into()),
+            completed: 12,
+            failed: 0,
+            request_throughput: 6.5,
+            start_lag_s: 0.004,
+            receive_lag_p99_s: 0.0002,
+            lost: None,
+        },
+        ShardReport {
+            shard: Shard { index: 1, count: 2 },
+            worker: Some("w1".into()),
+            completed: 0,
+            failed: 0,
+            request_throughput: 0.0,
+            start_lag_s: 0.0,
+            receive_lag_p99_s: 0.0,
+            lost: Some("worker w1 stopped reporting shard 1/2".into()),
+        },
+    ]
+}
+
+#[test]
+fn a_distributed_runs_shards_are_labelled_by_index_never_by_worker_name() {
+    let e = exporter();
+    let x = parsed(&e);
+    assert_eq!(get(&x, "llm_loadtest_workers_connected", &[]), None, "absent without [workers]");
+    e.set_workers_connected(2);
+    e.record_run("a", &full_result());
+    let x = parsed(&e);
+    assert_eq!(get(&x, "llm_loadtest_workers_connected", &[]), Some(2.0));
+    let shard = |name, i| get(&x, name, &[("target", "a"), ("shard", i)]);
+    assert_eq!(shard("llm_loadtest_last_run_shard_lost", "0"), Some(0.0));
+    assert_eq!(shard("llm_loadtest_last_run_shard_lost", "1"), Some(1.0));
+    assert_eq!(shard("llm_loadtest_last_run_shard_requests_per_second", "0"), Some(6.5));
+    assert_eq!(
+        shard("llm_loadtest_last_run_shard_requests_per_second", "1"),
+        None,
+        "a lost shard delivered nothing known"
+    );
+    assert_eq!(shard("llm_loadtest_last_run_shard_start_lag_seconds", "0"), Some(0.004));
+    assert!(!e.encode().contains("w0"), "worker names are never label values");
+    // The next run without shards drops them.
+    e.record_run("a", &sim_result().clone());
+    assert_eq!(get(&parsed(&e), "llm_loadtest_last_run_shard_lost", &[("target", "a"), ("shard", "1")]), None);
 }
 
 /// A per-request section as vLLM's spans give it.
@@ -721,6 +775,7 @@ fn docker_log_findings_are_exported() {
 fn every_metric_name_is_encoded_after_one_run() {
     let e = exporter();
     e.set_schedule_interval("a", std::time::Duration::from_secs(30));
+    e.set_workers_connected(3);
     // Three runs make a baseline for the fourth; a zero tolerance makes any noise a regression.
     e.set_regression_policy("a", 0.0, 0.0);
     for i in (0..4).rev() {
@@ -772,6 +827,7 @@ fn definitions_follow_the_conventions() {
         "check",
         "status",
         "section",
+        "shard",
     ];
     for (i, def) in METRICS.iter().enumerate() {
         let n = def.name;
@@ -789,7 +845,7 @@ fn definitions_follow_the_conventions() {
         assert!(def.labels.iter().all(|l| allowed_labels.contains(l)), "{n}: {:?}", def.labels);
         let target_first = def.labels.first() == Some(&"target");
         assert!(
-            target_first || *def == BUILD_INFO || *def == HISTORY_WRITE_ERRORS || *def == PROCESS_START_TIME,
+            target_first || [BUILD_INFO, HISTORY_WRITE_ERRORS, PROCESS_START_TIME, WORKERS_CONNECTED].contains(def),
             "{n}: target is the first label (daemon-wide metrics have none)"
         );
     }
@@ -860,6 +916,7 @@ fn label_values_stay_in_bounded_sets() {
                 "check" => CHECKS.contains(&v),
                 "status" => STATUSES.contains(&v),
                 "section" => SECTIONS.contains(&v),
+                "shard" => v.parse::<u32>().is_ok_and(|i| i < crate::coordinator::MAX_WORKERS),
                 "le" => v == "+Inf" || le.iter().any(|b| promtext_num(b) == promtext_num(v)),
                 _ => false,
             };
