@@ -127,7 +127,8 @@ fn join(ends: Vec<ShardEnd>, n: u32, start_at: jiff::Timestamp, cancelled: bool)
                 }
                 let read = RunResult::from_saved(report.result_json.as_bytes(), report.requests_jsonl.as_bytes());
                 match read {
-                    Ok(r) if r.plan.shard == Some(shard) => {
+                    // A whole plan (1 shard) is recorded without a shard.
+                    Ok(r) if r.plan.shard.unwrap_or_default() == shard => {
                         shards.push(ShardReport {
                             shard,
                             worker: Some(worker),
