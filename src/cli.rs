@@ -138,6 +138,11 @@ fn parse_fraction(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// A value that must say something (a container name, a label).
+fn non_empty(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() { Err("must not be empty".into()) } else { Ok(s.to_owned()) }
+}
+
 fn parse_target(s: &str) -> Result<url::Url, String> {
     let u = url::Url::parse(s)
         .map_err(|e| format!("`{s}` is not a URL ({e}); expected something like http://127.0.0.1:8000"))?;
@@ -185,9 +190,14 @@ pub struct RunArgs {
     #[arg(long)]
     pub skip_validation: bool,
     /// The server's container (name or id), for log validation through the Docker Engine API.
-    /// Default: found by the target's port (published, or --port in a host-network container's command).
-    #[arg(long)]
-    pub container: Option<String>,
+    /// Repeat it for a fleet: the replicas' logs are judged together. Default: found by the
+    /// target's port (published, or --port in a host-network container's command).
+    #[arg(long, value_parser = non_empty)]
+    pub container: Vec<String>,
+    /// A fleet's containers by Docker label (`key` or `key=value`): every running container
+    /// with it when the burst starts.
+    #[arg(long, value_parser = non_empty, conflicts_with = "container")]
+    pub container_label: Option<String>,
     /// Do not read the server container's logs.
     #[arg(long)]
     pub skip_logs: bool,

@@ -40,7 +40,11 @@ pub fn validate_dir(dir: &Path, tolerance_override: Option<f64>) -> Result<Valid
         parse(artifacts::SNAPSHOT_IDLE_START).ok(),
     );
     let analyzer = || crate::logs::LogAnalyzer::new().with_request_id_prefix(request_id_prefix(&run.run_id));
-    let findings = run.snapshot(artifacts::LOGS_WINDOW).map(|text| crate::logs::analyze_text_with(text, analyzer()));
+    let fleet = run.logs.as_ref().is_some_and(|l| l.containers.len() > 1);
+    let findings = run.snapshot(artifacts::LOGS_WINDOW).map(|text| match fleet {
+        true => crate::logs::analyze_fleet_text_with(text, analyzer()),
+        false => crate::logs::analyze_text_with(text, analyzer()),
+    });
     let spans = run.snapshot(artifacts::SPANS_JSON).map(|text| {
         serde_json::from_str::<artifacts::SpansObservation>(text)
             .map_err(|e| format!("{} is not a spans observation: {e}", dir.join(artifacts::SPANS_JSON).display()))
@@ -97,22 +101,23 @@ fn saved_logs<'a>(
     findings: Option<&'a crate::logs::LogFindings>,
 ) -> LogsInput<'a> {
     let live_reason = || saved.section.reason.clone().unwrap_or_default();
-    let Some(container) = saved.container.clone() else {
-        return LogsInput::Unavailable { reason: live_reason(), container: None };
-    };
+    let containers: Vec<_> = saved.container.iter().chain(&saved.containers).cloned().collect();
+    if containers.is_empty() {
+        return LogsInput::Unavailable { reason: live_reason(), containers };
+    }
     let read_failed = run.logs.as_ref().is_some_and(|l| l.lines.is_none());
     match findings {
-        _ if read_failed => LogsInput::Unavailable { reason: live_reason(), container: Some(container) },
+        _ if read_failed => LogsInput::Unavailable { reason: live_reason(), containers },
         None => LogsInput::Unavailable {
             reason: format!("{} not readable", dir.join(artifacts::LOGS_WINDOW).display()),
-            container: Some(container),
+            containers,
         },
         Some(findings) => {
             let restarted = (saved.section.status == Status::Skip)
                 .then(|| saved.section.reason.clone())
                 .flatten()
                 .filter(|r| r.contains("restarted"));
-            LogsInput::Read { container, findings, restarted }
+            LogsInput::Read { containers, findings, restarted }
         }
     }
 }

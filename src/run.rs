@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::artifacts::{self, RunResult};
 use crate::burst::{self, BurstPlan, RecordObserver, Target};
 use crate::cli::RunArgs;
+use crate::docker::ContainerSource;
 use crate::error::RunError;
 use crate::record::RequestRecord;
 use crate::server::MetricsSource;
@@ -41,7 +42,11 @@ pub fn prepare(
             (None, []) => None,
             (None, urls) => Some(MetricsSource::Urls(urls.to_vec())),
         },
-        container: args.container.clone(),
+        container: match (&args.container_label, &args.container[..]) {
+            (Some(label), _) => Some(ContainerSource::Label(label.clone())),
+            (None, []) => None,
+            (None, names) => Some(ContainerSource::Named(names.to_vec())),
+        },
         api_key: args.api_key.clone(),
         api_key_file: args.api_key_file.clone(),
         skip_validation: args.skip_validation,

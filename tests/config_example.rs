@@ -33,7 +33,7 @@ fn the_example_parses_with_two_targets() {
 
     let llama = c.target("llama").unwrap();
     assert_eq!(llama.url.as_str(), "http://127.0.0.1:8000/");
-    assert_eq!(llama.container.as_deref(), Some("vllm"));
+    assert_eq!(llama.container, Some(llm_loadtest::docker::ContainerSource::Named(vec!["vllm".into()])));
     assert_eq!(llama.schedule, Some(Schedule { interval: Duration::from_secs(900), jitter: Duration::from_secs(30) }));
     assert_eq!(llama.workload.requests, Some(200));
     assert_eq!(llama.workload.concurrency, Some(16));

@@ -252,6 +252,16 @@ async fn find_container_errors_name_what_was_seen() {
     // The running containers are listed so the user can pick one.
     assert!(e.to_string().contains(&a.name), "{e}");
     println!("{e}");
+
+    // A fleet by label: both labelled containers, by name; an unused label is not found.
+    let fleet = c.find_by_label(&label).await.expect("two labelled");
+    let mut names = vec![a.name.clone(), b.name.clone()];
+    names.sort();
+    assert_eq!(fleet.iter().map(|f| f.name.clone()).collect::<Vec<_>>(), names);
+    let none = format!("llt-no-such-label={}", std::process::id());
+    let e = c.find_by_label(&none).await.expect_err("no container has it");
+    assert_eq!(e.as_label(), "not_found", "{e}");
+    assert!(e.to_string().contains(&none), "{e}");
 }
 
 #[tokio::test]

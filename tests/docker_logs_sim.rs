@@ -25,12 +25,20 @@ struct SimContainer {
 
 impl SimContainer {
     fn start(what: &str, sim_flags: &[&str]) -> SimContainer {
+        SimContainer::start_labelled(what, None, sim_flags)
+    }
+
+    /// With a Docker label (`key=value`), as a fleet's replicas are found.
+    fn start_labelled(what: &str, label: Option<&str>, sim_flags: &[&str]) -> SimContainer {
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap();
         let name = format!("llt-logs-{what}-{}", std::process::id());
         let _ = Command::new("docker").args(["rm", "-f", &name]).output();
         let p = port.to_string();
-        let mut args =
-            vec!["run", "-d", "--network", "host", "--name", &name, IMAGE, "sim", "--host", "127.0.0.1", "--port", &p];
+        let mut args = vec!["run", "-d", "--network", "host", "--name", &name];
+        if let Some(l) = label {
+            args.extend(["--label", l]);
+        }
+        args.extend([IMAGE, "sim", "--host", "127.0.0.1", "--port", &p]);
         args.extend_from_slice(&[
             "--model",
             "sim-model",
@@ -46,6 +54,10 @@ impl SimContainer {
         docker(&args);
         c.wait_healthy();
         c
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        self.url.trim_start_matches("http://").parse().unwrap()
     }
 
     fn wait_healthy(&self) {
@@ -186,4 +198,73 @@ async fn validate_dir_reproduces_a_daemon_run_with_its_logs_exactly() {
     let saved = dir.path().join("runs").join("sim").join(&run_id);
     let offline = llm_loadtest::offline::validate_dir(&saved, None).unwrap();
     assert_eq!(serde_json::to_value(&offline).unwrap(), live["validation"]);
+}
+
+/// Two simulator containers behind a round-robin balancer, found by a label (or named), their
+/// /metrics summed. The burst's flags: closed loop, cold connections so both replicas serve.
+async fn fleet_burst(a: &SimContainer, b: &SimContainer, containers: &[&str], extra: &[&str]) -> RunResult {
+    let url = common::balancer(vec![a.addr(), b.addr()]).await;
+    let (ma, mb) = (format!("{}/metrics", a.url), format!("{}/metrics", b.url));
+    let mut flags = vec!["--metrics-url", &ma, "--metrics-url", &mb, "--idle-window", "0s", "--max-tokens", "16"];
+    flags.extend(["--cold-connections", "--concurrency", "4"]);
+    flags.extend_from_slice(containers);
+    flags.extend_from_slice(extra);
+    common::burst_with(&url, "sim-model", &common::run_args(&url, &[], &flags)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker Engine and the llm-loadtest:local image: run scripts/test.sh"]
+async fn a_fleets_container_logs_are_judged_together() {
+    let label = format!("llt-fleet={}", std::process::id());
+    let a = SimContainer::start_labelled("fleet-a", Some(&label), &["--enable-log-requests"]);
+    let b = SimContainer::start_labelled("fleet-b", Some(&label), &["--enable-log-requests"]);
+    let r = fleet_burst(&a, &b, &["--container-label", &label], &["--duration", "4s"]).await;
+    let d = logs(&r);
+    let names: Vec<&str> = d.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!((d.container.as_ref(), names), (None, vec![a.name.as_str(), b.name.as_str()]), "{d:#?}");
+    // Our requests, counted by id in both containers' `Received request` lines, are every
+    // request the client sent; the 200 access lines of both add up to the client's.
+    let completed = r.client.completed as f64;
+    let by_id = check(d, "request_count");
+    assert_eq!((by_id.status, by_id.server), (Status::Pass, Some(completed)), "{d:#?}");
+    let ok = check(d, "http_200_count");
+    assert_eq!((ok.status, ok.server), (Status::Pass, Some(completed)), "{d:#?}");
+    // Each replica's stats lines are its own engine: the throughput is the fleet's sum.
+    let tp = check(d, "generation_throughput");
+    assert_ne!(tp.status, Status::Warn, "{tp:?}");
+    assert_eq!(d.engine_stats.as_ref().unwrap()["engines"], 2, "{d:#?}");
+    let r_received = d.received.as_ref().unwrap();
+    let part = |c: &SimContainer| docker(&["logs", &c.name]).matches("Received request").count();
+    assert!(part(&a) > 0 && part(&b) > 0, "both replicas served part of the burst");
+
+    // The saved window keeps the containers apart; `validate DIR` gives the same section.
+    let art = tempfile::tempdir().unwrap();
+    llm_loadtest::artifacts::save(art.path(), &r).unwrap();
+    let window = std::fs::read_to_string(art.path().join("container_logs.txt")).unwrap();
+    assert!(window.starts_with(&format!("==> container {} <==", a.name)), "{}", &window[..200]);
+    let again = llm_loadtest::offline::validate_dir(art.path(), None).unwrap();
+    assert_eq!(again.docker_logs.as_ref(), Some(d));
+    assert_eq!(r_received.ours as f64, completed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker Engine and the llm-loadtest:local image: run scripts/test.sh"]
+async fn a_fleet_container_restarted_mid_burst_is_named_and_the_log_checks_skip() {
+    let a = SimContainer::start("named-a", &[]);
+    let b = SimContainer::start("named-b", &[]);
+    let name = b.name.clone();
+    let restarter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1200));
+        docker(&["restart", "-t", "0", &name]);
+    });
+    let containers = ["--container", a.name.as_str(), "--container", b.name.as_str()];
+    let r = fleet_burst(&a, &b, &containers, &["--duration", "3s", "--timeout", "5s"]).await;
+    restarter.join().unwrap();
+    let d = logs(&r);
+    assert_eq!(d.section.status, Status::Skip, "{d:#?}");
+    let reason = d.section.reason.as_deref().unwrap();
+    assert!(reason.contains(&format!("container {} restarted", b.name)), "{reason}");
+    assert!(!reason.contains(&a.name), "only the restarted replica is named: {reason}");
+    assert_eq!(d.containers.len(), 2);
+    assert_ne!(r.validation.as_ref().unwrap().overall, Status::Warn, "a restart is never a false WARN");
 }

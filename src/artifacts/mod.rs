@@ -97,7 +97,11 @@ pub struct ServerSummary {
 /// Which log window was read (for offline re-validation).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct LogsSummary {
+    /// The container's name (a fleet's, joined with ", ").
     pub container: String,
+    /// A fleet's containers, in the order of `container_logs.txt`'s parts (empty for one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<String>,
     pub from: jiff::Timestamp,
     pub to: jiff::Timestamp,
     /// Lines in the window (None when reading failed).

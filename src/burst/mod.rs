@@ -80,7 +80,7 @@ async fn run_in_span(
     }
     let (docker, docker_error) = match &logs_spec {
         None => (None, None),
-        Some(s) => match observe::resolve_container(s).await {
+        Some(s) => match observe::resolve_containers(s).await {
             Ok(w) => (Some(w), None),
             Err(e) => (None, Some(e)),
         },
@@ -115,7 +115,7 @@ async fn run_in_span(
     let ((out, distributed), pre) = tokio::join!(load, before);
     let (shards, shard_notes) = distributed.unwrap_or_default();
     notes.extend(shard_notes);
-    let Before { mut phases, idle_start, before, logs_from, state_before, tail_before, sampler } = pre;
+    let Before { mut phases, idle_start, before, logs_from, states_before, tail_before, sampler } = pre;
     phases.insert("load", out.duration_s);
     // vLLM exports spans in batches (every 5 s): wait for them while /metrics settles.
     let spans = async {
@@ -129,7 +129,7 @@ async fn run_in_span(
         let logs = match docker {
             Some(d) => {
                 let prefix = request_id_prefix(&run_id);
-                let read = observe::observe_logs(d, logs_from, state_before, tail_before, prefix);
+                let read = observe::observe_logs(d, logs_from, states_before, tail_before, prefix);
                 let (obs, s) = trace::phase("logs", read).await;
                 phases.insert("logs", s);
                 Some(obs)
@@ -150,7 +150,7 @@ async fn run_in_span(
     // or no container publishes the port): there is no log section to judge, which is not a
     // section that failed. A named container that cannot be read is a SKIP, which alerts.
     let logs_not_sought = match (&logs_spec, &logs) {
-        (Some(spec), None) if spec.explicit.is_none() => Some(format!(
+        (Some(spec), None) if spec.source.is_none() => Some(format!(
             "container logs not read: no `container` given, and none found by the target's port ({})",
             docker_error.as_deref().unwrap_or("not found")
         )),
@@ -267,14 +267,16 @@ fn traces_input(s: &SpansObservation) -> TracesInput<'_> {
 fn logs_input(docker_error: Option<String>, obs: Option<&LogObservation>) -> LogsInput<'_> {
     let Some(obs) = obs else {
         let reason = format!("container logs: {}", docker_error.unwrap_or_else(|| "not read".into()));
-        return LogsInput::Unavailable { reason, container: None };
+        return LogsInput::Unavailable { reason, containers: Vec::new() };
     };
-    let c = &obs.container;
-    let container =
-        ContainerInfo { id: c.id.clone(), name: c.name.clone(), image: c.image.clone(), rule: c.rule.clone() };
+    let containers = obs
+        .containers
+        .iter()
+        .map(|c| ContainerInfo { id: c.id.clone(), name: c.name.clone(), image: c.image.clone(), rule: c.rule.clone() })
+        .collect();
     match &obs.findings {
-        Err(e) => LogsInput::Unavailable { reason: e.clone(), container: Some(container) },
-        Ok((findings, _)) => LogsInput::Read { container, findings, restarted: obs.restarted.clone() },
+        Err(e) => LogsInput::Unavailable { reason: e.clone(), containers },
+        Ok((findings, _)) => LogsInput::Read { containers, findings, restarted: obs.restarted.clone() },
     }
 }
 
@@ -294,7 +296,12 @@ fn server_summary(obs: &ServerObservation) -> ServerSummary {
 
 fn logs_summary(o: &LogObservation) -> LogsSummary {
     LogsSummary {
-        container: o.container.name.clone(),
+        container: o.containers.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
+        containers: if o.containers.len() > 1 {
+            o.containers.iter().map(|c| c.name.clone()).collect()
+        } else {
+            Vec::new()
+        },
         from: o.from,
         to: o.to,
         lines: o.findings.as_ref().map(|(_, w)| w.delivered).ok(),

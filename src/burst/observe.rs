@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::trace::phase;
 use crate::artifacts::SpansObservation;
-use crate::docker::{ContainerState, DockerClient, FoundContainer, TimedLine, WindowStats};
+use crate::docker::{ContainerSource, ContainerState, DockerClient, FoundContainer, TimedLine, WindowStats};
 use crate::logs::{LogAnalyzer, LogFindings, LogLine};
 use crate::promtext::LabelFilter;
 use crate::record::RequestRecord;
@@ -70,12 +70,19 @@ pub async fn observe_spans(
     }
 }
 
-/// Where the server's container logs come from.
+/// Where the server's container logs come from: one container, or every container of a fleet.
 pub struct DockerWatch {
     pub client: DockerClient,
-    pub container: FoundContainer,
+    /// At least one; more than one for a fleet, in the order the target names them.
+    pub containers: Vec<FoundContainer>,
     /// Raw window lines kept for artifacts (the analysis sees every line).
     pub keep_lines: usize,
+}
+
+impl DockerWatch {
+    fn is_fleet(&self) -> bool {
+        self.containers.len() > 1
+    }
 }
 
 /// Lines kept from the window for artifacts by default.
@@ -83,18 +90,19 @@ pub const KEEP_LOG_LINES: usize = 200_000;
 /// The PRD's "docker logs --tail 100" before the burst.
 pub const TAIL_BEFORE: usize = 100;
 
-/// What the container's logs showed for the burst window.
+/// What the containers' logs showed for the burst window.
 #[derive(Debug)]
 pub struct LogObservation {
-    pub container: FoundContainer,
+    pub containers: Vec<FoundContainer>,
     pub from: jiff::Timestamp,
     pub to: jiff::Timestamp,
     pub tail_before: Result<Vec<TimedLine>, String>,
-    /// Findings of the window, or why there are none.
+    /// Findings of the window (a fleet's containers together), or why there are none.
     pub findings: Result<(LogFindings, WindowStats), String>,
-    /// Raw lines of the window (`<RFC3339Nano> <text>`), at most `keep_lines`.
+    /// Raw lines of the window (`<RFC3339Nano> <text>`), at most `keep_lines`; a fleet's
+    /// containers one after the other, each after its [`crate::logs::replica_header`].
     pub raw: Vec<String>,
-    /// Set when the container restarted or stopped during the burst.
+    /// Set when a container restarted or stopped during the burst.
     pub restarted: Option<String>,
 }
 
@@ -106,46 +114,77 @@ pub fn raw_line(l: &TimedLine) -> String {
     }
 }
 
-async fn container_state(w: &DockerWatch) -> Result<ContainerState, String> {
-    w.client.state(&w.container.id).await.map_err(|e| e.to_string())
+/// A fleet part's header, as a line without a timestamp.
+fn header_line(container: &FoundContainer) -> TimedLine {
+    TimedLine { ts: None, stream: crate::docker::Stream::Stdout, text: crate::logs::replica_header(&container.name) }
 }
 
-/// Fetch and analyse the window [from, to]; the container state before is checked for a restart.
-/// `Received request` lines are counted by the ids starting with `request_id_prefix`.
+/// Each container's state, in order.
+async fn container_states(w: &DockerWatch) -> Vec<Result<ContainerState, String>> {
+    let mut states = Vec::with_capacity(w.containers.len());
+    for c in &w.containers {
+        states.push(w.client.state(&c.id).await.map_err(|e| format!("cannot inspect container {}: {e}", c.name)));
+    }
+    states
+}
+
+/// Fetch and analyse the window [from, to] of every container; each one's state before is
+/// checked for a restart. `Received request` lines are counted by the ids starting with
+/// `request_id_prefix`. A fleet's containers are analysed as replicas of one server, and a
+/// container whose logs cannot be read makes the whole window unreadable (never a silent
+/// undercount).
 pub(super) async fn observe_logs(
     w: DockerWatch,
     from: jiff::Timestamp,
-    state_before: Result<ContainerState, String>,
+    states_before: Vec<Result<ContainerState, String>>,
     tail_before: Result<Vec<TimedLine>, String>,
     request_id_prefix: String,
 ) -> LogObservation {
     let to = jiff::Timestamp::now();
-    let state_after = container_state(&w).await;
-    let restarted = match (&state_before, &state_after) {
-        (Ok(b), Ok(a)) if a.restarted_since(b) => Some(format!(
-            "container {} restarted or stopped during the burst (started {:?} -> {:?}, restarts {} -> {}, running: {}): its logs cover more than one server process",
-            w.container.name, b.started_at, a.started_at, b.restart_count, a.restart_count, a.running
-        )),
-        (Err(e), _) | (_, Err(e)) => Some(format!("cannot inspect container {}: {e}", w.container.name)),
-        _ => None,
-    };
+    let states_after = container_states(&w).await;
+    let mut restarts = Vec::new();
+    for ((c, before), after) in w.containers.iter().zip(&states_before).zip(&states_after) {
+        match (before, after) {
+            (Ok(b), Ok(a)) if a.restarted_since(b) => restarts.push(format!(
+                "container {} restarted or stopped during the burst (started {:?} -> {:?}, restarts {} -> {}, running: {}): its logs cover more than one server process",
+                c.name, b.started_at, a.started_at, b.restart_count, a.restart_count, a.running
+            )),
+            (Err(e), _) | (_, Err(e)) => restarts.push(e.clone()),
+            _ => {}
+        }
+    }
     let mut analyzer = LogAnalyzer::new().with_request_id_prefix(request_id_prefix);
     let mut raw = Vec::new();
     let keep = w.keep_lines;
-    let result = {
+    let mut stats = WindowStats::default();
+    let mut failed = None;
+    for (i, c) in w.containers.iter().enumerate() {
+        if w.is_fleet() {
+            analyzer.start_replica(i as u32);
+            if raw.len() < keep {
+                raw.push(raw_line(&header_line(c)));
+            }
+        }
         let mut sink = |l: TimedLine| {
             if raw.len() < keep {
                 raw.push(raw_line(&l));
             }
             analyzer.feed(&LogLine { ts: l.ts, text: l.text });
         };
-        w.client.window(&w.container.id, from, to, &mut sink).await
+        match w.client.window(&c.id, from, to, &mut sink).await {
+            Ok(s) => stats.add(&s),
+            Err(e) => {
+                failed = Some(format!("reading the logs of container {} failed: {e}", c.name));
+                break;
+            }
+        }
+    }
+    let findings = match failed {
+        None => Ok((analyzer.finish(), stats)),
+        Some(e) => Err(e),
     };
-    let findings = match result {
-        Ok(stats) => Ok((analyzer.finish(), stats)),
-        Err(e) => Err(format!("reading the logs of container {} failed: {e}", w.container.name)),
-    };
-    LogObservation { container: w.container, from, to, tail_before, findings, raw, restarted }
+    let restarted = (!restarts.is_empty()).then(|| restarts.join("; "));
+    LogObservation { containers: w.containers, from, to, tail_before, findings, raw, restarted }
 }
 
 pub(super) type Sampler = (CancellationToken, tokio::task::JoinHandle<GaugePeaks>);
@@ -156,7 +195,7 @@ pub(super) struct Before {
     pub(super) idle_start: Option<Result<Scrape, ScrapeError>>,
     pub(super) before: Option<Result<Scrape, ScrapeError>>,
     pub(super) logs_from: jiff::Timestamp,
-    pub(super) state_before: Result<ContainerState, String>,
+    pub(super) states_before: Vec<Result<ContainerState, String>>,
     pub(super) tail_before: Result<Vec<TimedLine>, String>,
     pub(super) sampler: Option<Sampler>,
 }
@@ -198,29 +237,35 @@ pub(super) async fn observe_before(
         }
         before = Some(b);
     }
-    let (logs_from, state_before, tail_before) = if docker.is_some() {
+    let (logs_from, states_before, tail_before) = if docker.is_some() {
         let (start, s) = phase("logs_before", logs_start(docker)).await;
         phases.insert("logs_before", s);
         start
     } else {
         logs_start(docker).await
     };
-    Before { phases, idle_start, before, logs_from, state_before, tail_before, sampler }
+    Before { phases, idle_start, before, logs_from, states_before, tail_before, sampler }
 }
 
-/// Before the load: the window's start, the container state, the last lines.
+/// Before the load: the window's start, each container's state, the last lines (a fleet's
+/// containers one after the other, each after its header).
 async fn logs_start(
     docker: &Option<DockerWatch>,
-) -> (jiff::Timestamp, Result<ContainerState, String>, Result<Vec<TimedLine>, String>) {
+) -> (jiff::Timestamp, Vec<Result<ContainerState, String>>, Result<Vec<TimedLine>, String>) {
     let from = jiff::Timestamp::now();
-    match docker {
-        None => (from, Err("no container".into()), Ok(Vec::new())),
-        Some(d) => {
-            let state = container_state(d).await;
-            let tail = d.client.tail(&d.container.id, TAIL_BEFORE).await.map_err(|e| e.to_string());
-            (from, state, tail)
+    let Some(d) = docker else { return (from, Vec::new(), Ok(Vec::new())) };
+    let states = container_states(d).await;
+    let mut tail = Vec::new();
+    for c in &d.containers {
+        if d.is_fleet() {
+            tail.push(header_line(c));
+        }
+        match d.client.tail(&c.id, TAIL_BEFORE).await {
+            Ok(lines) => tail.extend(lines),
+            Err(e) => return (from, states, Err(format!("container {}: {e}", c.name))),
         }
     }
+    (from, states, Ok(tail))
 }
 
 /// After the load: stop the gauge sampler, settle, take the after snapshot. None without a
@@ -279,17 +324,27 @@ pub(super) async fn observe_after(
     })
 }
 
-/// How to find the server's container.
+/// How to find the server's containers.
 #[derive(Debug, Clone)]
 pub struct LogsSpec {
-    pub explicit: Option<String>,
+    /// As configured; `None`: the one container serving the target's port.
+    pub source: Option<ContainerSource>,
     pub target_port: u16,
 }
 
-/// Connect to the Docker Engine and find the container, or say why not.
-pub(super) async fn resolve_container(spec: &LogsSpec) -> Result<DockerWatch, String> {
+/// Connect to the Docker Engine and find the containers, or say why not.
+pub(super) async fn resolve_containers(spec: &LogsSpec) -> Result<DockerWatch, String> {
     let client = DockerClient::connect().await.map_err(|e| e.to_string())?;
-    let container =
-        client.find_container(spec.explicit.as_deref(), spec.target_port).await.map_err(|e| e.to_string())?;
-    Ok(DockerWatch { client, container, keep_lines: KEEP_LOG_LINES })
+    let containers = match &spec.source {
+        None => vec![client.find_container(None, spec.target_port).await.map_err(|e| e.to_string())?],
+        Some(ContainerSource::Named(names)) => {
+            let mut found = Vec::with_capacity(names.len());
+            for name in names {
+                found.push(client.find_container(Some(name), spec.target_port).await.map_err(|e| e.to_string())?);
+            }
+            found
+        }
+        Some(ContainerSource::Label(label)) => client.find_by_label(label).await.map_err(|e| e.to_string())?,
+    };
+    Ok(DockerWatch { client, containers, keep_lines: KEEP_LOG_LINES })
 }

@@ -11,6 +11,7 @@ use super::LoadSpec;
 use super::observe::{LogsSpec, ServerWatch, SpansWatch};
 use super::worker::RequestTarget;
 use crate::artifacts::RunPlan;
+use crate::docker::ContainerSource;
 use crate::error::RunError;
 use crate::openai::RequestOptions;
 use crate::promtext::LabelFilter;
@@ -28,8 +29,9 @@ pub struct Target {
     pub model: String,
     /// Default: `URL/metrics`.
     pub metrics: Option<MetricsSource>,
-    /// The server's container; default: found by the target's port.
-    pub container: Option<String>,
+    /// The server's containers (a fleet's, by names or a label); default: the one found by the
+    /// target's port.
+    pub container: Option<ContainerSource>,
     pub api_key: Option<String>,
     /// Read the API key from this file's first line (when `api_key` is None).
     pub api_key_file: Option<PathBuf>,
@@ -225,7 +227,7 @@ pub fn plan(target: &Target, workload: &Workload, tolerances: Tolerances, run_id
         start_at: target.start_at,
     };
     let logs = (!target.skip_validation && !target.skip_logs).then(|| LogsSpec {
-        explicit: target.container.clone(),
+        source: target.container.clone(),
         target_port: target.url.port_or_known_default().unwrap_or(80),
     });
     Ok(BurstPlan {

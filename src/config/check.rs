@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::walk::{Problem, join};
 use super::{Config, MAX_TARGET_NAME, MIN_INTERVAL, TargetConfig, Workload, env_segment};
+use crate::docker::{ContainerSource, MAX_FLEET_CONTAINERS};
 use crate::server::MetricsSource;
 use crate::validate::Tolerances;
 use crate::workload::spec::{duration_problem, positive_problem, show};
@@ -115,8 +116,22 @@ fn target(t: &TargetConfig, out: &mut Vec<Problem>) {
     if t.model.trim().is_empty() {
         out.push(Problem::new(key("model"), "must not be empty; the model name as the server serves it"));
     }
-    if t.container.as_deref().is_some_and(|c| c.trim().is_empty()) {
-        out.push(Problem::new(key("container"), "must not be empty (remove the key when there is no container)"));
+    match &t.container {
+        Some(ContainerSource::Named(names)) => {
+            if names.iter().any(|c| c.trim().is_empty()) {
+                out.push(Problem::new(
+                    key("container"),
+                    "must not be empty (remove the key when there is no container)",
+                ));
+            }
+            if names.len() > MAX_FLEET_CONTAINERS {
+                out.push(Problem::new(key("container"), format!("at most {MAX_FLEET_CONTAINERS} containers")));
+            }
+        }
+        Some(ContainerSource::Label(label)) if label.trim().is_empty() => {
+            out.push(Problem::new(key("container_label"), "must not be empty: `key` or `key=value`"));
+        }
+        _ => {}
     }
     if t.api_key_file.as_ref().is_some_and(|f| f.as_os_str().is_empty()) {
         out.push(Problem::new(key("api_key_file"), "must not be empty"));

@@ -31,6 +31,7 @@ use std::time::Duration;
 pub use crate::workload::{DEFAULT_CONCURRENCY, DEFAULT_REQUESTS, MAX_DURATION, Workload};
 pub use env::{ENV_PREFIX, env_segment, env_var};
 
+use crate::docker::ContainerSource;
 use crate::server::MetricsSource;
 use walk::{Problem, Problems};
 
@@ -109,8 +110,11 @@ pub struct TargetConfig {
     /// fleet, summed); or `metrics_dns`: a URL whose host is resolved to every replica's address
     /// at each burst (a headless Service). Default `URL/metrics`.
     pub metrics: Option<MetricsSource>,
-    /// `container`: Docker container name or id of the server, for the log cross-check. Default none.
-    pub container: Option<String>,
+    /// `container`: Docker container name or id of the server, for the log cross-check, or a
+    /// list of them (a fleet's replicas, judged together); or `container_label`: every running
+    /// container with this Docker label (`key` or `key=value`) when a burst starts. Default:
+    /// the container serving the target's port, when one is found.
+    pub container: Option<ContainerSource>,
     /// `api_key_file`: file whose first line is the API key sent to the target. Default none.
     pub api_key_file: Option<PathBuf>,
     /// `skip_validation` (default false): measure the client only; no /metrics, no logs.

@@ -5,6 +5,7 @@ use config::{Map, Value, ValueKind};
 use super::check::dotted;
 use super::walk::{Problem, Problems, Section, join, read, serde_section};
 use super::{AuthConfig, Config, HistoryConfig, LogFormat, MIN_INTERVAL, Schedule, TargetConfig, TriggerLimits};
+use crate::docker::ContainerSource;
 use crate::openai::Endpoint;
 use crate::server::MetricsSource;
 use crate::stats::Slo;
@@ -139,7 +140,21 @@ fn target(name: &str, value: Value, defaults: &Defaults, p: &mut Problems) -> Op
         (None, Some(template)) => Some(MetricsSource::Dns(template)),
         (None, None) => None,
     };
-    let container = s.get("container", p, read::string);
+    let container_names = s.get("container", p, read::strings);
+    let container_label = s.get("container_label", p, read::string);
+    let container = match (container_names, container_label) {
+        (Some(_), Some(_)) => {
+            p.push(Problem::across(
+                join(&path, "container_label"),
+                &[join(&path, "container")],
+                "container_label and container both name the containers; keep one".to_owned(),
+            ));
+            None
+        }
+        (Some(names), None) => Some(ContainerSource::Named(names)),
+        (None, Some(label)) => Some(ContainerSource::Label(label)),
+        (None, None) => None,
+    };
     let api_key_file = s.get("api_key_file", p, read::path);
     let skip_validation = s.get("skip_validation", p, read::bool).unwrap_or(false);
     let workers = s.get("workers", p, read::u32);

@@ -145,7 +145,7 @@ model = "n"
     let t = c.target("b").unwrap();
     let metrics_url = url::Url::parse("http://h.example:9100/metrics").unwrap();
     assert_eq!(t.metrics, Some(MetricsSource::Urls(vec![metrics_url])));
-    assert_eq!(t.container.as_deref(), Some("vllm"));
+    assert_eq!(t.container, Some(ContainerSource::Named(vec!["vllm".into()])));
     assert!(t.skip_validation);
     assert_eq!(t.effective_metrics_url(), None);
     let w = &t.workload;
@@ -308,6 +308,18 @@ fn a_fleet_is_a_list_of_metrics_urls_or_a_dns_name() {
 #[test]
 fn model_must_not_be_empty() {
     one("[targets.sim]\nurl = \"http://h\"\nmodel = \"  \"\n", "targets.sim.model", "must not be empty");
+}
+
+#[test]
+fn a_fleets_containers_are_a_list_or_a_label() {
+    let c = ok(&format!("{SIM}container = [\"vllm-0\", \"vllm-1\"]\n"));
+    assert_eq!(c.targets[0].container, Some(ContainerSource::Named(vec!["vllm-0".into(), "vllm-1".into()])));
+    let c = ok(&format!("{SIM}container_label = \"app=vllm\"\n"));
+    assert_eq!(c.targets[0].container, Some(ContainerSource::Label("app=vllm".into())));
+    one(&format!("{SIM}container = []\n"), "targets.sim.container", "an empty list");
+    one(&format!("{SIM}container = [\"a\", \"\"]\n"), "targets.sim.container", "must not be empty");
+    one(&format!("{SIM}container_label = \" \"\n"), "targets.sim.container_label", "must not be empty");
+    one(&format!("{SIM}container = \"a\"\ncontainer_label = \"app\"\n"), "targets.sim.container_label", "keep one");
 }
 
 #[test]

@@ -361,6 +361,17 @@ pub(super) mod read {
         }
     }
 
+    /// A string, or a non-empty list of them.
+    pub fn strings(value: &Value) -> Result<Vec<String>, String> {
+        match &value.kind {
+            ValueKind::Array(items) if items.is_empty() => {
+                Err("an empty list; give at least one, or remove the key".into())
+            }
+            ValueKind::Array(items) => items.iter().map(string).collect(),
+            _ => string(value).map(|s| vec![s]),
+        }
+    }
+
     pub fn path(value: &Value) -> Result<PathBuf, String> {
         let s = string(value)?;
         if s.trim().is_empty() {

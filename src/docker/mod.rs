@@ -169,6 +169,43 @@ pub struct WindowStats {
     pub full_scan: bool,
 }
 
+impl WindowStats {
+    /// Another container's fetch of the same window (a fleet's), added.
+    pub fn add(&mut self, other: &WindowStats) {
+        self.delivered += other.delivered;
+        self.outside += other.outside;
+        self.bytes += other.bytes;
+        self.reordered += other.reordered;
+        self.late += other.late;
+        self.truncated += other.truncated;
+        self.untimed += other.untimed;
+        self.full_scan |= other.full_scan;
+    }
+}
+
+/// Which containers serve a target, as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerSource {
+    /// By name or id; more than one for a fleet (each a replica of the server).
+    Named(Vec<String>),
+    /// Every running container with this label (`key` or `key=value`, Docker's `label`
+    /// filter), listed when a burst starts: a fleet that grows or shrinks is followed.
+    Label(String),
+}
+
+impl ContainerSource {
+    /// As shown (`check-config`, results).
+    pub fn describe(&self) -> String {
+        match self {
+            ContainerSource::Named(names) => names.join(", "),
+            ContainerSource::Label(label) => format!("label {label}"),
+        }
+    }
+}
+
+/// Containers a label selector may name in one burst (a fleet's replicas); more is refused.
+pub const MAX_FLEET_CONTAINERS: usize = 64;
+
 /// A connection to the Docker Engine. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct DockerClient {
@@ -266,6 +303,37 @@ impl DockerClient {
         let (index, rule) = select::select(&candidates, target_port)?;
         let info = self.inspect(&candidates[index].id).await?;
         Ok(found_from(&info, rule))
+    }
+
+    /// Every running container with `label` (`key` or `key=value`), by name: a fleet's
+    /// replicas. None, or more than [`MAX_FLEET_CONTAINERS`], is an error that says so.
+    pub async fn find_by_label(&self, label: &str) -> Result<Vec<FoundContainer>, DockerError> {
+        let filters = HashMap::from([("label", vec![label]), ("status", vec!["running"])]);
+        let options = ListContainersOptionsBuilder::new().filters(&filters).build();
+        let list = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| classify(&e, &self.endpoint, "GET /containers/json"))?;
+        let mut candidates: Vec<Candidate> = list.iter().map(candidate).collect();
+        if candidates.is_empty() {
+            return Err(DockerError::NotFound(format!(
+                "no running container has the label {label:?} (container_label)"
+            )));
+        }
+        if candidates.len() > MAX_FLEET_CONTAINERS {
+            return Err(DockerError::NotFound(format!(
+                "{} running containers have the label {label:?}: more than {MAX_FLEET_CONTAINERS}; narrow the label",
+                candidates.len()
+            )));
+        }
+        candidates.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut found = Vec::with_capacity(candidates.len());
+        for c in candidates {
+            let info = self.inspect(&c.id).await?;
+            found.push(found_from(&info, format!("label {label}")));
+        }
+        Ok(found)
     }
 
     /// The container's current state.

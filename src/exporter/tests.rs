@@ -554,7 +554,7 @@ fn counters_after_a_restart_are_the_new_runs_only() {
 /// throughput 5% under the client's, `errors` error events (WARN when not 0), 3 warning lines.
 fn with_logs(mut r: RunResult, errors: u64) -> RunResult {
     let tps = r.client.output_throughput;
-    let mut d = DockerLogsValidation::skipped("replaced below", None);
+    let mut d = DockerLogsValidation::skipped("replaced below", Vec::new());
     let mut server_errors = compare("server_errors", None, &Ok(errors as f64), 0.0, 0.0);
     server_errors.status = if errors == 0 { Status::Pass } else { Status::Warn };
     d.section = Section::from_comparisons(
@@ -761,7 +761,7 @@ fn docker_log_findings_are_exported() {
 
     // A section skipped as a whole (no container): its status shows, no findings are invented.
     let mut skipped = sim_result().clone();
-    skipped.validation.as_mut().unwrap().docker_logs = Some(DockerLogsValidation::skipped("no container", None));
+    skipped.validation.as_mut().unwrap().docker_logs = Some(DockerLogsValidation::skipped("no container", Vec::new()));
     e.record_run("a", &skipped);
     let x = parsed(&e);
     assert_eq!(val(&x, "llm_loadtest_log_error_events_total", &a), 4.0);
@@ -786,7 +786,7 @@ fn every_metric_name_is_encoded_after_one_run() {
     }
     let mut skipped = full_result();
     skipped.validation.as_mut().unwrap().docker_logs =
-        Some(DockerLogsValidation::skipped("no container named vllm-0 (checked 2 hosts)", None));
+        Some(DockerLogsValidation::skipped("no container named vllm-0 (checked 2 hosts)", Vec::new()));
     e.record_run("b", &skipped);
     let x = parsed(&e);
     for def in &METRICS {
@@ -866,7 +866,7 @@ fn label_values_stay_in_bounded_sets() {
     }
     let mut skipped = full_result();
     skipped.validation.as_mut().unwrap().docker_logs =
-        Some(DockerLogsValidation::skipped("no container named vllm-0 (checked 2 hosts in 1.5 s)", None));
+        Some(DockerLogsValidation::skipped("no container named vllm-0 (checked 2 hosts in 1.5 s)", Vec::new()));
     e.record_run("a", &skipped);
     let x = parsed(&e);
     assert!(samples_of(&x).iter().any(|(n, _, _)| n == "llm_loadtest_last_run_regression_ratio"));

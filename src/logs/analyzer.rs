@@ -202,6 +202,22 @@ pub fn analyze_text_with(text: &str, mut analyzer: LogAnalyzer) -> LogFindings {
     analyzer.finish()
 }
 
+/// A fleet's saved window ([`super::replica_header`] before each container's lines): each part
+/// is analysed as its own replica, into one set of findings.
+pub fn analyze_fleet_text_with(text: &str, mut analyzer: LogAnalyzer) -> LogFindings {
+    let text = text.strip_suffix('\n').unwrap_or(text);
+    let mut replica = 0;
+    for line in text.split('\n') {
+        if super::parse_replica_header(line).is_some() {
+            analyzer.start_replica(replica);
+            replica += 1;
+        } else {
+            analyzer.feed_str(None, line);
+        }
+    }
+    analyzer.finish()
+}
+
 /// Streaming accumulator: counts everything, keeps only what [`LogLimits`] allows.
 #[derive(Debug, Clone)]
 pub struct LogAnalyzer {
@@ -222,6 +238,8 @@ pub struct LogAnalyzer {
     log_keeps_cr: bool,
     /// The burst's X-Request-Id prefix ([`crate::traces::request_id_prefix`]), when known.
     request_id_prefix: Option<String>,
+    /// The fleet replica whose lines are being fed ([`LogAnalyzer::start_replica`]).
+    replica: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -358,6 +376,7 @@ impl LogAnalyzer {
             event: None,
             log_keeps_cr: false,
             request_id_prefix: None,
+            replica: None,
         }
     }
 
@@ -418,6 +437,16 @@ impl LogAnalyzer {
         }
     }
 
+    /// The lines fed from now on are another replica's (the next container of a fleet): its
+    /// stats lines are its own engines' intervals, and an event open in the previous
+    /// container's log ends there.
+    pub fn start_replica(&mut self, replica: u32) {
+        self.replica = Some(replica);
+        self.event = None;
+        self.log_keeps_cr = false;
+        self.last_stats_kept = false;
+    }
+
     pub fn finish(self) -> LogFindings {
         let mut findings = self.findings;
         findings.access.by_status = self.by_status.iter().map(|(status, n)| (status.to_string(), *n)).collect();
@@ -428,7 +457,8 @@ impl LogAnalyzer {
             .collect();
         let summary = &mut findings.engine_stats_summary;
         if summary.lines > 0 {
-            let engines = u32::try_from(self.series.keys().filter(|s| **s != Series::Aggregated).count()).ok();
+            let engines =
+                u32::try_from(self.series.keys().filter(|s| !matches!(s, Series::Aggregated { .. })).count()).ok();
             summary.engines = engines.max(self.largest_aggregation);
             let mean = |value: fn(&SeriesTotals) -> f64| {
                 self.series.values().filter(|t| t.lines > 0).map(|t| value(t) / t.lines as f64).sum::<f64>()
@@ -476,7 +506,8 @@ impl LogAnalyzer {
         *self.by_endpoint.entry(key).or_default().entry(status).or_default() += 1;
     }
 
-    fn count_stats(&mut self, ts: Option<Timestamp>, stats: EngineStats) {
+    fn count_stats(&mut self, ts: Option<Timestamp>, mut stats: EngineStats) {
+        stats.replica = self.replica;
         let summary = &mut self.findings.engine_stats_summary;
         summary.lines += 1;
         let series = stats.series();

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 pub use analyzer::{
     AccessCounts, EngineStatsSummary, LogAnalyzer, LogFindings, LogLimits, OTHER_ENDPOINTS, ReceivedRequests,
-    TimedEngineStats, analyze_text, analyze_text_with,
+    TimedEngineStats, analyze_fleet_text_with, analyze_text, analyze_text_with,
 };
 pub use clean::split_docker_timestamp;
 pub use parse::parse_line;
@@ -105,23 +105,39 @@ pub struct EngineStats {
     pub prefix_cache_hit_rate_pct: Option<f64>,
     /// `Preemptions: N` (0.11.1+, printed only when > 0 in the interval).
     pub preemptions: Option<u64>,
+    /// Which replica of a fleet logged the line (its place in the target's container list);
+    /// `None` for a single server. Set by the analyzer, never parsed from the text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<u32>,
 }
 
-/// One chain of consecutive stats intervals: an engine, or the aggregated line of all engines.
+/// One chain of consecutive stats intervals: an engine, or the aggregated line of all engines,
+/// of one replica (the engine numbers of two replicas are two engines).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Series {
-    Engine(Option<u32>),
-    Aggregated,
+    Engine { replica: Option<u32>, engine: Option<u32> },
+    Aggregated { replica: Option<u32> },
 }
 
 impl EngineStats {
     /// Which chain of intervals this line closes.
     fn series(&self) -> Series {
         match self.engines_aggregated {
-            Some(_) => Series::Aggregated,
-            None => Series::Engine(self.engine),
+            Some(_) => Series::Aggregated { replica: self.replica },
+            None => Series::Engine { replica: self.replica, engine: self.engine },
         }
     }
+}
+
+/// The line that opens one container's part of a fleet's saved log window
+/// (`container_logs.txt`), like `tail`'s header between files.
+pub fn replica_header(container: &str) -> String {
+    format!("==> container {container} <==")
+}
+
+/// The container a [`replica_header`] line names.
+pub fn parse_replica_header(line: &str) -> Option<&str> {
+    line.strip_prefix("==> container ")?.strip_suffix(" <==")
 }
 
 /// Levels worth reporting. INFO and DEBUG records are [`Parsed::Other`] unless they are

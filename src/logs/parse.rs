@@ -191,6 +191,7 @@ fn engine_stats(caps: &Captures<'_>) -> Option<EngineStats> {
         kv_device: kv.as_ref().and_then(|kv| kv.name("dev")).map(|m| m.as_str().to_string()),
         prefix_cache_hit_rate_pct: V1_PREFIX_CACHE.captures(rest).and_then(|c| number(&c, "pct")),
         preemptions: PREEMPTIONS.captures(rest).and_then(|c| integer(&c, "n")),
+        replica: None,
     })
 }
 

@@ -52,6 +52,7 @@ fn v0_0_4_stats_line_has_swapped_and_pending() {
             kv_device: Some("GPU".to_string()),
             prefix_cache_hit_rate_pct: None,
             preemptions: None,
+            replica: None,
         }
     );
 }

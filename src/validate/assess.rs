@@ -25,8 +25,10 @@ pub struct ClientSide<'a> {
 
 /// The server's container logs for the burst, or why there are none.
 pub enum LogsInput<'a> {
-    Unavailable { reason: String, container: Option<ContainerInfo> },
-    Read { container: ContainerInfo, findings: &'a LogFindings, restarted: Option<String> },
+    /// `containers`: those that were found (none when finding them failed).
+    Unavailable { reason: String, containers: Vec<ContainerInfo> },
+    /// One container's findings, or a fleet's together.
+    Read { containers: Vec<ContainerInfo>, findings: &'a LogFindings, restarted: Option<String> },
 }
 
 /// Everything observed of the server around one burst.
@@ -45,10 +47,10 @@ pub fn assess(obs: &Observation<'_>, client: &ClientSide<'_>, tolerances: &Toler
     let figures = client_figures(client.stats, client.records);
     let (section, info) = evaluate(prometheus, &figures, tolerances);
     let docker_logs = obs.logs.as_ref().map(|logs| match logs {
-        LogsInput::Unavailable { reason, container } => DockerLogsValidation::skipped(reason, container.clone()),
-        LogsInput::Read { container, findings, restarted } => {
+        LogsInput::Unavailable { reason, containers } => DockerLogsValidation::skipped(reason, containers.clone()),
+        LogsInput::Read { containers, findings, restarted } => {
             let figures = client_log_figures(client.endpoint, client.stats, client.records, client.load);
-            docker_logs_validation(&figures, findings, container.clone(), restarted.clone(), tolerances)
+            docker_logs_validation(&figures, findings, containers.clone(), restarted.clone(), tolerances)
         }
     });
     let traces = obs.traces.as_ref().map(|t| traces_validation(t, client.records, tolerances));

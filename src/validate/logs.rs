@@ -49,7 +49,11 @@ pub struct ContainerInfo {
 pub struct DockerLogsValidation {
     #[serde(flatten)]
     pub section: Section,
+    /// The server's container; `None` for a fleet, whose containers are in `containers`.
     pub container: Option<ContainerInfo>,
+    /// A fleet's containers (more than one), whose logs are judged together.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<ContainerInfo>,
     /// Access lines of the window by status, every endpoint.
     pub http_status_counts: BTreeMap<String, u64>,
     /// The `inspect logs` summary of the window (access, engine stats, errors).
@@ -86,10 +90,12 @@ pub struct ReceivedLines {
 const MAX_LISTED: usize = 10;
 
 impl DockerLogsValidation {
-    pub fn skipped(reason: impl Into<String>, container: Option<ContainerInfo>) -> DockerLogsValidation {
+    pub fn skipped(reason: impl Into<String>, containers: Vec<ContainerInfo>) -> DockerLogsValidation {
+        let (container, containers) = one_or_fleet(containers);
         DockerLogsValidation {
             section: Section::skipped(reason),
             container,
+            containers,
             http_status_counts: BTreeMap::new(),
             engine_stats: None,
             error_events: 0,
@@ -101,6 +107,11 @@ impl DockerLogsValidation {
             received: None,
         }
     }
+}
+
+/// `container` for one container, `containers` for a fleet.
+fn one_or_fleet(mut containers: Vec<ContainerInfo>) -> (Option<ContainerInfo>, Vec<ContainerInfo>) {
+    if containers.len() == 1 { (containers.pop(), Vec::new()) } else { (None, containers) }
 }
 
 /// The exact count of our requests by id, when the log names them.
@@ -148,18 +159,21 @@ fn received_request_count(client: &ClientLogFigures, findings: &LogFindings) -> 
     (c, Some(lines))
 }
 
-/// The log checks of one burst window. `restart` is set when the container
-/// restarted during the burst: its logs then cover two processes.
+/// The log checks of one burst window. `restart` is set when a container
+/// restarted during the burst: its logs then cover two processes. The findings
+/// of a fleet's containers are one set (counts summed, each replica's stats
+/// lines its own engines), judged against the whole burst.
 pub fn docker_logs_validation(
     client: &ClientLogFigures,
     findings: &LogFindings,
-    container: ContainerInfo,
+    containers: Vec<ContainerInfo>,
     restart: Option<String>,
     tol: &Tolerances,
 ) -> DockerLogsValidation {
     if let Some(why) = restart {
-        return DockerLogsValidation::skipped(why, Some(container));
+        return DockerLogsValidation::skipped(why, containers);
     }
+    let (container, containers) = one_or_fleet(containers);
     let (by_id, received) = received_request_count(client, findings);
     let mut comparisons = vec![by_id];
 
@@ -221,7 +235,8 @@ pub fn docker_logs_validation(
 
     DockerLogsValidation {
         section: Section::from_comparisons(comparisons, None),
-        container: Some(container),
+        container,
+        containers,
         http_status_counts: findings.access.by_status.clone(),
         engine_stats: Some(findings.summary_json()["engine_stats"].clone()),
         error_events: events,
@@ -308,7 +323,7 @@ mod tests {
         let v = docker_logs_validation(
             &client(3, 101.0),
             &findings(&refs),
-            ContainerInfo::default(),
+            vec![ContainerInfo::default()],
             None,
             &Tolerances::default(),
         );
@@ -324,7 +339,7 @@ mod tests {
         let v = docker_logs_validation(
             &client(1, 50.0),
             &findings(&[ACCESS, err]),
-            ContainerInfo::default(),
+            vec![ContainerInfo::default()],
             None,
             &Tolerances::default(),
         );
@@ -340,7 +355,7 @@ mod tests {
         let v = docker_logs_validation(
             &client(10, 1.0),
             &findings(&[ACCESS]),
-            ContainerInfo::default(),
+            vec![ContainerInfo::default()],
             None,
             &Tolerances::default(),
         );
@@ -352,7 +367,7 @@ mod tests {
         let v = docker_logs_validation(
             &client(1, 1.0),
             &findings(&[ACCESS]),
-            ContainerInfo::default(),
+            vec![ContainerInfo::default()],
             Some("container restarted".into()),
             &Tolerances::default(),
         );
@@ -361,7 +376,7 @@ mod tests {
         let v = docker_logs_validation(
             &client(1, 1.0),
             &findings(&[]),
-            ContainerInfo::default(),
+            vec![ContainerInfo::default()],
             None,
             &Tolerances::default(),
         );
@@ -374,6 +389,49 @@ mod tests {
         )
     }
 
+    /// One container's part of a fleet's saved window.
+    fn replica_part(name: &str, lines: &[String]) -> String {
+        let mut part = crate::logs::replica_header(name);
+        for l in lines {
+            part.push('\n');
+            part.push_str(l);
+        }
+        part
+    }
+
+    #[test]
+    fn a_fleets_logs_are_judged_together_each_replica_its_own_engines() {
+        // Two replicas, both `Engine 000`, each generating 100 tokens/s over the burst: the
+        // fleet generated 200 tokens/s. Each answered and logged two of our four requests.
+        let part = |name: &str, ids: [u64; 2]| {
+            let mut lines: Vec<String> =
+                ["2026-11-23T07:00:05Z", "2026-11-23T07:00:15Z", "2026-11-23T07:00:25Z", "2026-11-23T07:00:35Z"]
+                    .iter()
+                    .map(|at| stats(at, 100.0))
+                    .collect();
+            lines.extend(ids.map(|i| received(&format!("chatcmpl-run1-{i}"))));
+            lines.extend([ACCESS.to_owned(), ACCESS.to_owned()]);
+            replica_part(name, &lines)
+        };
+        let text = format!("{}\n{}\n", part("vllm-0", [0, 1]), part("vllm-1", [2, 3]));
+        let f = crate::logs::analyze_fleet_text_with(&text, LogAnalyzer::new().with_request_id_prefix("run1-"));
+        assert_eq!(f.engine_stats_summary.engines, Some(2), "{f:#?}");
+        let containers = vec![
+            ContainerInfo { name: "vllm-0".into(), ..ContainerInfo::default() },
+            ContainerInfo { name: "vllm-1".into(), ..ContainerInfo::default() },
+        ];
+        let v = docker_logs_validation(&client(4, 200.0), &f, containers.clone(), None, &Tolerances::default());
+        assert_eq!(v.section.status, Status::Pass, "{v:#?}");
+        assert_eq!(by_check(&v, "generation_throughput").server, Some(200.0), "{v:#?}");
+        assert_eq!(by_check(&v, "request_count").server, Some(4.0));
+        assert_eq!(by_check(&v, "http_200_count").server, Some(4.0));
+        assert_eq!((v.container.as_ref(), v.containers.len()), (None, 2));
+        // The same lines read as one server would be one engine at 100 tokens/s: a WARN.
+        let one = crate::logs::analyze_text_with(&text, LogAnalyzer::new().with_request_id_prefix("run1-"));
+        let v = docker_logs_validation(&client(4, 200.0), &one, containers, None, &Tolerances::default());
+        assert_eq!(by_check(&v, "generation_throughput").status, Status::Warn, "{v:#?}");
+    }
+
     #[test]
     fn our_requests_are_counted_by_id_and_other_clients_lines_are_left_out() {
         let mut lines = vec![received("chatcmpl-run1-0"), received("chatcmpl-run1-1"), received("cmpl-run1-2-0")];
@@ -384,7 +442,8 @@ mod tests {
         let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
         let mut c = client(3, 1.0);
         c.warmup_indices = BTreeSet::from([7]);
-        let v = docker_logs_validation(&c, &findings(&refs), ContainerInfo::default(), None, &Tolerances::default());
+        let v =
+            docker_logs_validation(&c, &findings(&refs), vec![ContainerInfo::default()], None, &Tolerances::default());
         let by_id = by_check(&v, "request_count");
         assert_eq!((by_id.status, by_id.client, by_id.server), (Status::Pass, Some(3.0), Some(3.0)), "{by_id:?}");
         let r = v.received.as_ref().unwrap();
@@ -402,7 +461,7 @@ mod tests {
         let v = docker_logs_validation(
             &client(3, 1.0),
             &findings(&refs),
-            ContainerInfo::default(),
+            vec![ContainerInfo::default()],
             None,
             &Tolerances::default(),
         );
@@ -424,7 +483,7 @@ mod tests {
         let v = docker_logs_validation(
             &client(1, 1.0),
             &findings(&[ACCESS]),
-            ContainerInfo::default(),
+            vec![ContainerInfo::default()],
             None,
             &Tolerances::default(),
         );

@@ -86,6 +86,10 @@ pub fn render_table(v: &Validation) -> String {
         out.push('\n');
         let title = match &d.container {
             Some(c) if !c.name.is_empty() => format!("Docker Log Validation (container {}, {})", c.name, c.rule),
+            _ if !d.containers.is_empty() => {
+                let names: Vec<&str> = d.containers.iter().map(|c| c.name.as_str()).collect();
+                format!("Docker Log Validation (containers {})", names.join(", "))
+            }
             _ => "Docker Log Validation".to_owned(),
         };
         section(&mut out, &title, &d.section);
