@@ -41,6 +41,7 @@ async fn trigger_api_answers_as_specified() {
         (r#"{"url": "http://127.0.0.1:1"}"#, "unknown field `url`"),
         (r#"{"requests": 51}"#, "limits.max_requests"),
         (r#"{"concurrency": 0}"#, "concurrency: must be at least 1"),
+        (r#"{"workers": 2}"#, "coordinates no workers"),
     ] {
         let (s, v) = post(&runs, body, Some("s3cret")).await;
         assert_eq!(s, 400, "{body}: {v}");

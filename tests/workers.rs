@@ -128,6 +128,57 @@ async fn four_workers_share_one_burst_and_it_is_judged_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_worker_runs_the_whole_plan() {
+    let sim = sim_with(SimConfig { ttft: LatencyDist::Fixed(Duration::from_millis(20)), ..SimConfig::default() }).await;
+    let data = tempfile::tempdir().unwrap();
+    let d =
+        Running::start(config(&toml(data.path(), &sim.base_url(), 1, "requests = 40\nconcurrency = 4"), data.path()))
+            .await;
+    let mut w = worker(&d, data.path(), "only");
+    connected(&d, 1).await;
+    let v = trigger(&d).await;
+    assert!(w.wait().unwrap().success());
+    assert_eq!(v["completed"], 40, "{v:#}");
+    assert_eq!(check(&v, "request_count")["status"], "PASS", "{v:#}");
+    let shards = v["shards"].as_array().unwrap();
+    assert_eq!(
+        (shards.len(), &shards[0]["worker"], &shards[0]["completed"]),
+        (1, &serde_json::json!("only"), &serde_json::json!(40))
+    );
+    d.shutdown().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trigger_body_asks_for_workers() {
+    let sim = sim_with(SimConfig { ttft: LatencyDist::Fixed(Duration::from_millis(20)), ..SimConfig::default() }).await;
+    let data = tempfile::tempdir().unwrap();
+    // The target has no `workers`: the daemon would send the load itself.
+    let toml = toml(data.path(), &sim.base_url(), 1, "requests = 10\nconcurrency = 2").replace("workers = 1\n", "");
+    let d = Running::start(config(&toml, data.path())).await;
+    let runs = d.url("/api/v1/targets/fleet/runs");
+    let (s, v) = post(&runs, r#"{"workers": 300}"#, None).await;
+    assert_eq!(s, 400, "{v}");
+    let mut workers: Vec<Child> = (0..2).map(|i| worker(&d, data.path(), &format!("asked{i}"))).collect();
+    connected(&d, 2).await;
+    let (s, v) = post(&runs, r#"{"workers": 2, "requests": 30, "concurrency": 4}"#, None).await;
+    assert_eq!(s, 202, "{v}");
+    let run_id = v["run_id"].as_str().unwrap().to_owned();
+    wait_run(&d, "fleet", &run_id).await;
+    let v = get_json(&d.url(&format!("/api/v1/runs/{run_id}"))).await;
+    for w in &mut workers {
+        assert!(w.wait().unwrap().success());
+    }
+    assert_eq!(v["completed"], 30, "{v:#}");
+    assert_eq!(check(&v, "request_count")["status"], "PASS", "{v:#}");
+    let shards = v["shards"].as_array().unwrap();
+    let done: Vec<u64> = shards.iter().map(|s| s["completed"].as_u64().unwrap()).collect();
+    assert_eq!(done, [15, 15], "{v:#}");
+    d.shutdown().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_worker_loses_its_shard_and_the_daemon_keeps_serving() {
     let sim = sim_with(SimConfig {
         ttft: LatencyDist::Fixed(Duration::from_millis(20)),

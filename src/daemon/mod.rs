@@ -184,10 +184,24 @@ impl Daemon {
         let Some(t) = self.config.target(target) else {
             return Err(StartError::UnknownTarget(target.to_owned()));
         };
-        let workload = match body {
-            None => t.workload.clone(),
-            Some(b) => trigger::apply(b, &t.workload, &self.config.limits).map_err(StartError::BadBody)?,
+        let (workload, workers) = match body {
+            None => (t.workload.clone(), t.workers),
+            Some(b) => {
+                let asked = trigger::apply(b, &t.workload, &self.config.limits).map_err(StartError::BadBody)?;
+                if asked.workers.is_some() && self.coordinator.is_none() {
+                    return Err(StartError::BadBody(
+                        "workers: this daemon coordinates no workers (it has no [workers] section)".into(),
+                    ));
+                }
+                (asked.workload, asked.workers.or(t.workers))
+            }
         };
+        if workers.is_some() && (workload.dataset.is_some() || workload.tokenizer.is_some()) {
+            return Err(StartError::BadBody(
+                "workers: a distributed burst cannot use a dataset or a tokenizer yet (files on the daemon's machine)"
+                    .into(),
+            ));
+        }
         let mut running = lock(&self.running);
         if running.contains(target) {
             return Err(StartError::Busy(format!("target {target:?} is already running a burst")));
@@ -205,7 +219,7 @@ impl Daemon {
         let run_id = crate::artifacts::new_run_id();
         let prepared = crate::burst::plan(&target_of(t, self.spans.clone()), &workload, t.tolerances.clone(), &run_id);
         let prepared = prepared.and_then(|mut p| {
-            if let (Some(n), Some(c)) = (t.workers, &self.coordinator) {
+            if let (Some(n), Some(c)) = (workers, &self.coordinator) {
                 p.remote = Some(crate::coordinator::remote::RemoteLoad {
                     coordinator: c.clone(),
                     workers: n,
