@@ -254,7 +254,10 @@ async fn dashboards_have_data_and_drift_and_log_errors_alert_through_alertmanage
     stack.container = Some(Container(name.clone()));
     wait_for(&mut stack, "simulator healthy", async || ready(&format!("{sim}/health")).await).await;
 
-    // The daemon: one scheduled target, the simulator, every 3 s.
+    // The daemon: one scheduled target, the simulator, every 3 s; and one triggered target
+    // whose bursts a worker process runs.
+    let token = d.join("workers.token");
+    std::fs::write(&token, "e2e-workers-token\n").unwrap();
     let config = d.join("llm-loadtest.toml");
     std::fs::write(
         &config,
@@ -264,6 +267,9 @@ data_dir = "{data}"
 
 [otlp]
 receiver = "127.0.0.1:{otlp_port}"
+
+[workers]
+token_file = "{token}"
 
 [targets.sim]
 url = "{sim}"
@@ -282,17 +288,50 @@ settle_timeout = "2s"
 [targets.sim.schedule]
 interval = "3s"
 
+# Shared by one worker process, triggered once: the workers' panels have data.
+[targets.fleet]
+url = "{sim}"
+model = "sim-model"
+container = "{name}"
+workers = 1
+
+[targets.fleet.workload]
+requests = 8
+concurrency = 2
+max_tokens = 8
+input_tokens = 16
+idle_window = "0s"
+settle_timeout = "2s"
+
 # Fewer runs than the test makes before the restart: the restart drops some from the history.
 [history]
 max_runs = 3
 "#,
-            data = d.join("data").display()
+            data = d.join("data").display(),
+            token = token.display(),
         ),
     )
     .unwrap();
     let args = ["serve", "--config", &config.display().to_string(), "--listen", &format!("127.0.0.1:{daemon_port}")];
     stack.spawn("daemon", env!("CARGO_BIN_EXE_llm-loadtest"), "llm-loadtest", &args.map(String::from));
     wait_for(&mut stack, "daemon ready", async || ready(&format!("{daemon}/readyz")).await).await;
+    let worker = ["worker", "--coordinator", &daemon, "--token-file", &token.display().to_string(), "--name", "e2e-0"];
+    stack.spawn("worker", env!("CARGO_BIN_EXE_llm-loadtest"), "llm-loadtest", &worker.map(String::from));
+    wait_for(&mut stack, "the worker connected", async || {
+        let v = get(&format!("{daemon}/api/v1/workers")).await?;
+        if v["connected"].as_array().is_some_and(|c| c.len() == 1) { Ok(()) } else { Err(v.to_string()) }
+    })
+    .await;
+    // One distributed burst (409 while the scheduled target's burst holds the daemon).
+    wait_for(&mut stack, "a distributed burst started", async || {
+        let r = common::daemon::http()
+            .post(format!("{daemon}/api/v1/targets/fleet/runs"))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if r.status() == 202 { Ok(()) } else { Err(format!("{}: {}", r.status(), r.text().await.unwrap_or_default())) }
+    })
+    .await;
 
     // Alertmanager with the shipped configuration (its webhook receivers are placeholders that
     // nobody answers; the alerts are read back from its API).
