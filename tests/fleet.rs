@@ -209,3 +209,44 @@ async fn a_dns_name_is_expanded_to_its_replicas_when_the_burst_starts() {
     assert_eq!(r.plan.metrics_url.as_deref(), Some(format!("dns+http://localhost:{port}/metrics").as_str()));
     fleet.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_from_every_replica_are_joined_by_request_id() {
+    use llm_loadtest::traces::{Hub, Receiver};
+    use std::sync::Arc;
+    // Both replicas export their spans to the one receiver of the burst.
+    let receiver = Receiver::start("127.0.0.1:0", Hub::new()).await.unwrap();
+    let exporting = || SimConfig {
+        otlp_traces_endpoint: Some(format!("http://{}", receiver.addr)),
+        otlp_batch_delay: Duration::from_millis(200),
+        ..fast()
+    };
+    let (a, b) = (sim_with(exporting()).await, sim_with(exporting()).await);
+    let url = common::balancer(vec![a.addr(), b.addr()]).await;
+    let (ma, mb) = (format!("{}/metrics", a.base_url()), format!("{}/metrics", b.base_url()));
+    let flags = [
+        ["--requests", "24", "--concurrency", "4", "--max-tokens", "8", "--idle-window", "0s"].as_slice(),
+        &["--cold-connections", "--metrics-url", &ma, "--metrics-url", &mb],
+    ]
+    .concat();
+    let args = common::run_args(&url, &[], &flags);
+    let plan = llm_loadtest::run::prepare(
+        &args,
+        &url::Url::parse(&url).unwrap(),
+        "sim-model",
+        "fleetspans",
+        Some(Arc::clone(&receiver.hub)),
+    )
+    .unwrap();
+    let r = llm_loadtest::burst::run(plan, "fleetspans".into(), tokio_util::sync::CancellationToken::new(), None).await;
+    let v = r.validation.as_ref().unwrap();
+    let t = v.traces.as_ref().expect("a traces section");
+    // Every request has its span, whichever replica served it, and both served some.
+    assert_eq!((t.matched, r.client.completed), (24, 24), "{t:#?}");
+    let c = t.section.comparisons.iter().find(|c| c.check == "request_count").unwrap();
+    assert_eq!((c.status, c.server), (Status::Pass, Some(24.0)), "{c:?}");
+    let finished: Vec<f64> = v.server_info.replicas.iter().map(|s| s.finished_requests.unwrap()).collect();
+    assert!(finished.len() == 2 && finished.iter().all(|&n| n > 0.0), "{:?}", v.server_info.replicas);
+    a.shutdown().await;
+    b.shutdown().await;
+}
