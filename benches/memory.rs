@@ -10,56 +10,24 @@
 //! the run's result still held, and its peak. "Retained per request" is (after - before) / N:
 //! what a longer burst costs.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 use clap::Parser;
 use llm_loadtest::cli::{Cli, Command as Cmd};
 use llm_loadtest::{burst, run};
 use tokio_util::sync::CancellationToken;
 
-const BIN: &str = env!("CARGO_BIN_EXE_llm-loadtest");
+mod support;
+use support::{free_port, simulator, status_mib};
+
 /// Set in the child that runs one size.
 const ONE: &str = "BENCH_MEMORY_ONE";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// `VmRSS` or `VmHWM` of this process, MiB.
-fn status_mib(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kib / 1024.0
-}
-
-fn simulator(port: u16) -> Child {
-    let mut child = Command::new(BIN)
-        .args(["sim", "--port", &port.to_string(), "--ttft-ms", "0", "--itl-ms", "0", "--output-tokens", "64"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return child;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("the simulator did not start");
-}
 
 /// One size, in this (child) process: prints one row.
 fn one(n: u64) {
     let port = free_port();
-    let mut sim = simulator(port);
+    let mut sim = simulator(port, 64);
     let url = format!("http://127.0.0.1:{port}");
     let n_s = n.to_string();
     let argv = [

@@ -20,12 +20,11 @@ use llm_loadtest::sim::{self, LatencyDist, LogSink, SimConfig};
 use llm_loadtest::{artifacts, burst, run};
 use tokio_util::sync::CancellationToken;
 
+mod support;
+use support::{free_port, simulator, status_mib};
+
 const BIN: &str = env!("CARGO_BIN_EXE_llm-loadtest");
 const REQUESTS: u64 = 20_000;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// User + system CPU seconds of this process (every thread), from /proc/self/stat.
 fn cpu_seconds() -> f64 {
@@ -35,36 +34,6 @@ fn cpu_seconds() -> f64 {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
     ticks / 100.0 // CLK_TCK, 100 on Linux (`getconf CLK_TCK`)
-}
-
-/// Resident set size of this process, MB.
-fn rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kb / 1024.0
-}
-
-fn simulator(port: u16) -> Child {
-    let mut child = Command::new(BIN)
-        .args(["sim", "--port", &port.to_string(), "--ttft-ms", "0", "--itl-ms", "0", "--output-tokens", "8"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return child;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("the simulator did not start");
 }
 
 fn daemon_toml(dir: &std::path::Path, sim_port: u16, workers: u32) -> String {
@@ -126,7 +95,7 @@ async fn point(sim_port: u16, n: u32) -> (f64, f64, f64, f64, u64) {
     while get(&format!("{base}/api/v1/workers")).await["connected"].as_array().unwrap().len() < n as usize {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (cpu0, rss0) = (cpu_seconds(), rss_mb());
+    let (cpu0, rss0) = (cpu_seconds(), status_mib("VmRSS:"));
     let resp = reqwest::Client::new().post(format!("{base}/api/v1/targets/fleet/runs")).send().await.unwrap();
     let run_id = resp.json::<serde_json::Value>().await.unwrap()["run_id"].as_str().unwrap().to_owned();
     let run = loop {
@@ -136,7 +105,7 @@ async fn point(sim_port: u16, n: u32) -> (f64, f64, f64, f64, u64) {
             break r.json::<serde_json::Value>().await.unwrap();
         }
     };
-    let (cpu1, rss1) = (cpu_seconds(), rss_mb());
+    let (cpu1, rss1) = (cpu_seconds(), status_mib("VmRSS:"));
     for w in &mut workers {
         let _ = w.wait();
     }
@@ -185,7 +154,7 @@ fn main() {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let sim_port = free_port();
-    let mut sim = simulator(sim_port);
+    let mut sim = simulator(sim_port, 8);
     println!(
         "== one burst of {REQUESTS} requests (concurrency 64, 8 tokens, zero-delay simulator) shared by N workers =="
     );
@@ -203,7 +172,7 @@ fn main() {
 
     println!("== merge of 1,000,000 records (4 shards of 250,000) ==");
     let shards = million_record_shards();
-    let rss_before = rss_mb();
+    let rss_before = status_mib("VmRSS:");
     let t = Instant::now();
     let merged = llm_loadtest::merge::merge(shards).unwrap();
     let took = t.elapsed();
@@ -213,6 +182,6 @@ fn main() {
         took.as_secs_f64(),
         merged.client.ttft_ms.p99.unwrap_or(f64::NAN),
         rss_before,
-        rss_mb()
+        status_mib("VmRSS:")
     );
 }
