@@ -25,12 +25,18 @@ dir=${1:-$root/deploy/kubernetes}
 check="$root/deploy/kubernetes/check"
 venv=${LLM_LOADTEST_K8S_VENV:-$root/target/k8s-venv}
 
-for tool in kubectl python3 node npm; do
+for tool in kubectl python3 node npm flock; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     echo "error: $tool not found (kubectl renders the kustomization; python3, node and npm validate it)" >&2
     exit 2
   fi
 done
+
+# Installs happen under one lock: the tests run this script for several kustomizations at once,
+# and two of them making the same venv (or running npm ci in the same folder) break each other.
+mkdir -p "$(dirname "$venv")"
+exec 9>"$venv.lock"
+flock 9
 
 # The Python tools: made anew whenever requirements.txt differs from the one installed.
 if ! cmp -s "$check/requirements.txt" "$venv/requirements.txt"; then
@@ -50,6 +56,7 @@ if ! cmp -s "$check/package-lock.json" "$check/node_modules/.installed-package-l
   (cd "$check" && npm ci --no-audit --no-fund --loglevel=error)
   cp "$check/package-lock.json" "$check/node_modules/.installed-package-lock.json"
 fi
+flock -u 9
 
 "$venv/bin/python" "$root/scripts/gen-prometheusrule.py" --check
 
