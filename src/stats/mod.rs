@@ -1,4 +1,4 @@
-//! RequestRecord[] -> ClientStats. Pure: no I/O, no clock.
+//! RequestRecord, one at a time -> ClientStats. Pure: no I/O, no clock.
 //!
 //! Definitions follow `vllm bench serve` where they overlap, and the JSON
 //! uses its key names (`mean_ttft_ms`, `p99_itl_ms`, `output_throughput`, ...):
@@ -9,16 +9,24 @@
 //! - E2EL: send -> end of response.
 //! - Throughputs divide by `duration` (first send to last response end).
 //! Latency statistics use completed (`ok`) requests only.
+//!
+//! Exact and approximate figures: every count, total, throughput and goodput, and every TTFT,
+//! TPOT, E2EL and connect-time figure is exact (numpy-linear percentiles over every sample).
+//! ITL and scheduling lag have exact count, mean, std and max; their percentiles come from an
+//! HdrHistogram and are within 0.1% ([`Gaps`]): a long burst has 64 gaps per request, too many
+//! to keep.
 
+mod gaps;
 mod summary;
 
 use std::collections::BTreeMap;
 
 use serde::ser::{SerializeMap, Serializer};
 
+pub use gaps::{Gaps, PERCENTILE_RELATIVE_ERROR};
 pub use summary::{LatencySummary, percentile};
 
-use crate::record::{Outcome, ReceiveLag, RequestRecord};
+use crate::record::{ReceiveLag, RequestRecord};
 
 /// Service-level objectives for goodput, milliseconds (like `vllm bench serve --goodput`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -117,86 +125,140 @@ pub struct ClientStats {
     pub client_bound: ClientBound,
 }
 
-/// Compute the statistics of the measured (non-warm-up) records.
+/// Compute the statistics of the measured (non-warm-up) records: [`Accumulator`] over a slice.
 pub fn compute(records: &[RequestRecord], duration_s: f64, receive_lag: &ReceiveLag, slo: &Slo) -> ClientStats {
-    let measured: Vec<&RequestRecord> = records.iter().filter(|r| !r.warmup).collect();
-    let ok: Vec<&RequestRecord> = measured.iter().copied().filter(|r| r.is_ok()).collect();
+    Accumulator::of(records).finish(duration_s, receive_lag, slo)
+}
 
-    let mut ttft = Vec::with_capacity(ok.len());
-    let mut tpot = Vec::with_capacity(ok.len());
-    let mut itl = Vec::new();
-    let mut e2el = Vec::with_capacity(ok.len());
-    let mut input = 0u64;
-    let mut output = 0u64;
-    let mut good = 0u64;
-    let mut finish_reasons = BTreeMap::new();
-    for r in &ok {
+/// Distinct finish reasons counted by name; the rest are counted as [`OTHER_FINISH_REASON`]
+/// (the name is the server's free text).
+pub const MAX_FINISH_REASONS: usize = 32;
+pub const OTHER_FINISH_REASON: &str = "other";
+
+/// The statistics of a burst, one record at a time, as the records finish: what it keeps per
+/// request is 24 bytes (TTFT, E2E and TPOT of each completed request, exact), whatever the
+/// burst's length; the inter-chunk gaps and the scheduling lag go to [`Gaps`] (exact count,
+/// mean, std and max; percentiles within 0.1%).
+#[derive(Debug, Clone, Default)]
+pub struct Accumulator {
+    /// Per completed measured request, in one order: TTFT and E2E, ms; TPOT, ms, or NaN when
+    /// the request had one token (kept aligned so goodput can be judged at the end).
+    ttft: Vec<f64>,
+    e2el: Vec<f64>,
+    tpot: Vec<f64>,
+    itl: Gaps,
+    schedule_lag: Gaps,
+    connects: Vec<f64>,
+    measured: u64,
+    completed: u64,
+    input: u64,
+    output: u64,
+    without_usage: u64,
+    ttft_with_connect: u64,
+    errors: BTreeMap<&'static str, u64>,
+    finish_reasons: BTreeMap<String, u64>,
+    http_statuses: BTreeMap<u16, u64>,
+}
+
+impl Accumulator {
+    /// Every record of a slice, added.
+    pub fn of(records: &[RequestRecord]) -> Self {
+        let mut acc = Accumulator::default();
+        for r in records {
+            acc.add(r);
+        }
+        acc
+    }
+
+    pub fn add(&mut self, r: &RequestRecord) {
+        if r.warmup {
+            return;
+        }
+        self.measured += 1;
+        self.schedule_lag.record(r.schedule_lag_s() * 1e3);
+        if let Some(c) = r.connect_s {
+            self.connects.push(c * 1e3);
+        }
+        if let Some(s) = r.http_status {
+            *self.http_statuses.entry(s).or_insert(0) += 1;
+        }
+        if !r.is_ok() {
+            *self.errors.entry(r.outcome.as_label()).or_insert(0) += 1;
+            return;
+        }
+        self.completed += 1;
         let out_tokens = r.completion_tokens.unwrap_or(0);
         // Saturating: a server's absurd `usage` (2^64 - 1) must not wrap the totals (the
         // validation then refuses to judge a figure that large).
-        input = input.saturating_add(r.prompt_tokens.unwrap_or(0));
-        output = output.saturating_add(out_tokens);
+        self.input = self.input.saturating_add(r.prompt_tokens.unwrap_or(0));
+        self.output = self.output.saturating_add(out_tokens);
+        self.without_usage += u64::from(!r.tokens_from_usage);
+        self.ttft_with_connect += u64::from(r.connect_s.is_some());
         let t = r.ttft_s.unwrap_or(0.0) * 1e3;
         let e = r.e2e_s.unwrap_or(0.0) * 1e3;
-        ttft.push(t);
-        e2el.push(e);
-        let tp = (out_tokens > 1).then(|| (e - t) / (out_tokens - 1) as f64);
-        if let Some(tp) = tp {
-            tpot.push(tp);
+        self.ttft.push(t);
+        self.e2el.push(e);
+        self.tpot.push(if out_tokens > 1 { (e - t) / (out_tokens - 1) as f64 } else { f64::NAN });
+        for w in r.chunk_times_s.windows(2) {
+            self.itl.record((w[1] - w[0]) * 1e3);
         }
-        itl.extend(r.chunk_times_s.windows(2).map(|w| (w[1] - w[0]) * 1e3));
         if let Some(f) = &r.finish_reason {
-            *finish_reasons.entry(f.clone()).or_insert(0) += 1;
-        }
-        let meets = slo.ttft_ms.is_none_or(|s| t <= s)
-            && slo.tpot_ms.is_none_or(|s| tp.unwrap_or(0.0) <= s)
-            && slo.e2el_ms.is_none_or(|s| e <= s);
-        good += u64::from(meets);
-    }
-
-    let mut errors = BTreeMap::new();
-    let mut http_statuses = BTreeMap::new();
-    for r in &measured {
-        if r.outcome != Outcome::Ok {
-            *errors.entry(r.outcome.as_label()).or_insert(0) += 1;
-        }
-        if let Some(s) = r.http_status {
-            *http_statuses.entry(s).or_insert(0) += 1;
+            let known = self.finish_reasons.contains_key(f) || self.finish_reasons.len() < MAX_FINISH_REASONS;
+            let key = if known { f.as_str() } else { OTHER_FINISH_REASON };
+            match self.finish_reasons.get_mut(key) {
+                Some(n) => *n += 1,
+                None => {
+                    self.finish_reasons.insert(key.to_owned(), 1);
+                }
+            }
         }
     }
-    let lags: Vec<f64> = measured.iter().map(|r| r.schedule_lag_s() * 1e3).collect();
-    let connects: Vec<f64> = measured.iter().filter_map(|r| r.connect_s).map(|s| s * 1e3).collect();
-    let ttft_with_connect = ok.iter().filter(|r| r.connect_s.is_some()).count() as u64;
 
-    let rate = |n: f64| if duration_s > 0.0 { n / duration_s } else { 0.0 };
-    let ttft_ms = LatencySummary::from_samples(ttft);
-    let itl_ms = LatencySummary::from_samples(itl);
-    let schedule_lag_ms = LatencySummary::from_samples(lags);
-    let client_bound = judge_client_bound(&ttft_ms, &itl_ms, &schedule_lag_ms, receive_lag);
-    ClientStats {
-        duration_s,
-        num_requests: measured.len() as u64,
-        completed: ok.len() as u64,
-        failed: (measured.len() - ok.len()) as u64,
-        total_input_tokens: input,
-        total_output_tokens: output,
-        tokens_from_usage: ok.iter().all(|r| r.tokens_from_usage),
-        request_throughput: rate(ok.len() as f64),
-        output_throughput: rate(output as f64),
-        total_token_throughput: rate(input.saturating_add(output) as f64),
-        request_goodput: (!slo.is_empty()).then(|| rate(good as f64)),
-        ttft_ms,
-        tpot_ms: LatencySummary::from_samples(tpot),
-        itl_ms,
-        e2el_ms: LatencySummary::from_samples(e2el),
-        errors,
-        finish_reasons,
-        http_statuses,
-        schedule_lag_ms,
-        connect_ms: LatencySummary::from_samples(connects),
-        ttft_with_connect,
-        receive_lag: receive_lag.clone(),
-        client_bound,
+    /// Bytes this keeps in memory (its sample vectors' capacities; the histograms are fixed).
+    pub fn retained_bytes(&self) -> u64 {
+        let f64s = self.ttft.capacity() + self.e2el.capacity() + self.tpot.capacity() + self.connects.capacity();
+        (f64s * std::mem::size_of::<f64>()) as u64
+    }
+
+    pub fn finish(self, duration_s: f64, receive_lag: &ReceiveLag, slo: &Slo) -> ClientStats {
+        let good = (0..self.ttft.len())
+            .filter(|&i| {
+                let (t, e, tp) = (self.ttft[i], self.e2el[i], self.tpot[i]);
+                slo.ttft_ms.is_none_or(|s| t <= s)
+                    && slo.tpot_ms.is_none_or(|s| tp.is_nan() || tp <= s)
+                    && slo.e2el_ms.is_none_or(|s| e <= s)
+            })
+            .count();
+        let rate = |n: f64| if duration_s > 0.0 { n / duration_s } else { 0.0 };
+        let ttft_ms = LatencySummary::from_samples(self.ttft);
+        let itl_ms = self.itl.summary();
+        let schedule_lag_ms = self.schedule_lag.summary();
+        let client_bound = judge_client_bound(&ttft_ms, &itl_ms, &schedule_lag_ms, receive_lag);
+        ClientStats {
+            duration_s,
+            num_requests: self.measured,
+            completed: self.completed,
+            failed: self.measured - self.completed,
+            total_input_tokens: self.input,
+            total_output_tokens: self.output,
+            tokens_from_usage: self.without_usage == 0,
+            request_throughput: rate(self.completed as f64),
+            output_throughput: rate(self.output as f64),
+            total_token_throughput: rate(self.input.saturating_add(self.output) as f64),
+            request_goodput: (!slo.is_empty()).then(|| rate(good as f64)),
+            ttft_ms,
+            tpot_ms: LatencySummary::from_samples(self.tpot),
+            itl_ms,
+            e2el_ms: LatencySummary::from_samples(self.e2el),
+            errors: self.errors,
+            finish_reasons: self.finish_reasons,
+            http_statuses: self.http_statuses,
+            schedule_lag_ms,
+            connect_ms: LatencySummary::from_samples(self.connects),
+            ttft_with_connect: self.ttft_with_connect,
+            receive_lag: receive_lag.clone(),
+            client_bound,
+        }
     }
 }
 
