@@ -96,6 +96,7 @@ fn main() {
     let added_for = |from_index: u64| -> Vec<f64> {
         let mut v: Vec<f64> = r
             .records
+            .to_vec()
             .iter()
             .filter(|x| x.is_ok() && x.index >= from_index)
             .filter_map(|x| {

@@ -137,14 +137,16 @@ fn million_record_shards() -> Vec<artifacts::RunResult> {
                 let p = run::prepare(&a, &url::Url::parse(&url).unwrap(), "sim-model", "bench", None).unwrap();
                 burst::run(p, "bench".into(), CancellationToken::new(), None).await
             });
-            let template = r.records.clone();
-            r.records = (0..250_000u64)
-                .map(|k| {
-                    let mut rec = template[(k as usize) % template.len()].clone();
-                    rec.index = i + 4 * k;
-                    rec
-                })
-                .collect();
+            let template = r.records.to_vec();
+            r.records = llm_loadtest::spool::Records::held(
+                (0..250_000u64)
+                    .map(|k| {
+                        let mut rec = template[(k as usize) % template.len()].clone();
+                        rec.index = i + 4 * k;
+                        rec
+                    })
+                    .collect(),
+            );
             r
         })
         .collect()

@@ -45,6 +45,8 @@ pub mod run;
 pub mod server;
 /// The vLLM-compatible simulator (API, metrics, logs, faults).
 pub mod sim;
+/// A run's records out of memory: streamed to a spool file as they finish, read back in passes.
+pub mod spool;
 /// RequestRecord[] -> ClientStats, with `vllm bench serve` definitions (pure).
 pub mod stats;
 /// Log set-up (text or JSON on stderr).

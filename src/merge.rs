@@ -44,7 +44,7 @@ pub fn merge(mut shards: Vec<RunResult>) -> Result<RunResult, String> {
     let slo = merged.plan.goodput_slo;
     merged.client = stats::compute(&records, duration_s, &lag, &slo);
     stats::add_folded(&mut merged.client, &folded);
-    merged.records = records;
+    merged.records = crate::spool::Records::held(records);
     merged.folded_failures = folded;
     merged.run_id = format!("{}-merged", merged.run_id);
     merged.plan.shard = None;
@@ -101,7 +101,7 @@ pub fn join(shards: &mut [RunResult]) -> Result<Joined, String> {
     let mut folded = Vec::new();
     let mut notes = Vec::new();
     for r in shards.iter_mut() {
-        records.append(&mut r.records);
+        records.append(&mut std::mem::take(&mut r.records).to_vec());
         folded.append(&mut r.folded_failures);
         notes.extend(r.notes.iter().map(|n| format!("shard {}: {n}", r.plan.shard.unwrap_or_default())));
     }

@@ -110,6 +110,16 @@ pub struct RequestRecord {
 }
 
 impl RequestRecord {
+    /// A copy without the arrival time of every chunk (what a join by request needs).
+    pub fn without_chunk_times(&self) -> RequestRecord {
+        RequestRecord {
+            chunk_times_s: Vec::new(),
+            finish_reason: self.finish_reason.clone(),
+            error: self.error.clone(),
+            ..*self
+        }
+    }
+
     pub fn new(index: u64, warmup: bool, scheduled_s: f64, sent_s: f64, intended_input_tokens: u32) -> Self {
         RequestRecord {
             index,
@@ -175,36 +185,55 @@ pub const KEPT_PER_FAILURE_RUN: usize = 10;
 /// [`FoldedFailures`]. Only failures before any answer are folded: they carry nothing but their
 /// kind and time.
 pub fn fold_failure_runs(records: &mut Vec<RequestRecord>, keep: usize) -> Vec<FoldedFailures> {
-    let mut folded: Vec<FoldedFailures> = Vec::new();
-    let mut kept = Vec::with_capacity(records.len());
+    let mut folder = FailureFolder::new(keep);
+    let kept = records.drain(..).filter_map(|r| folder.push(r)).collect();
+    *records = kept;
+    folder.finish()
+}
+
+/// [`fold_failure_runs`] one record at a time, in the order the records come (a burst's
+/// collector sees them as they finish: a run is then failures in a row in time, and the
+/// folded entry's indices and send times are the run's lowest and highest).
+#[derive(Debug)]
+pub struct FailureFolder {
+    keep: usize,
+    folded: Vec<FoldedFailures>,
     // (outcome, warmup, records of the run seen so far, index in `folded` of the run's entry)
-    let mut run: Option<(Outcome, bool, usize, Option<usize>)> = None;
-    for r in records.drain(..) {
+    run: Option<(Outcome, bool, usize, Option<usize>)>,
+}
+
+impl FailureFolder {
+    pub fn new(keep: usize) -> Self {
+        FailureFolder { keep, folded: Vec::new(), run: None }
+    }
+
+    /// The record back when it is kept; None when it was folded.
+    pub fn push(&mut self, r: RequestRecord) -> Option<RequestRecord> {
         if !r.outcome.is_connect_failure() {
-            run = None;
-            kept.push(r);
-            continue;
+            self.run = None;
+            return Some(r);
         }
-        let same = run.is_some_and(|(o, w, _, _)| o == r.outcome && w == r.warmup);
+        let same = self.run.is_some_and(|(o, w, _, _)| o == r.outcome && w == r.warmup);
         if !same {
-            run = Some((r.outcome, r.warmup, 0, None));
+            self.run = Some((r.outcome, r.warmup, 0, None));
         }
-        let Some((_, _, seen, entry)) = run.as_mut() else { continue };
+        let (_, _, seen, entry) = self.run.as_mut()?;
         *seen += 1;
-        if *seen <= keep {
-            kept.push(r);
-            continue;
+        if *seen <= self.keep {
+            return Some(r);
         }
         match *entry {
             Some(i) => {
-                let f = &mut folded[i];
+                let f = &mut self.folded[i];
                 f.count += 1;
-                f.last_index = r.index;
-                f.last_sent_s = r.sent_s;
+                f.first_index = f.first_index.min(r.index);
+                f.last_index = f.last_index.max(r.index);
+                f.first_sent_s = f.first_sent_s.min(r.sent_s);
+                f.last_sent_s = f.last_sent_s.max(r.sent_s);
             }
             None => {
-                *entry = Some(folded.len());
-                folded.push(FoldedFailures {
+                *entry = Some(self.folded.len());
+                self.folded.push(FoldedFailures {
                     outcome: r.outcome,
                     warmup: r.warmup,
                     count: 1,
@@ -216,9 +245,12 @@ pub fn fold_failure_runs(records: &mut Vec<RequestRecord>, keep: usize) -> Vec<F
                 });
             }
         }
+        None
     }
-    *records = kept;
-    folded
+
+    pub fn finish(self) -> Vec<FoldedFailures> {
+        self.folded
+    }
 }
 
 #[cfg(test)]

@@ -77,7 +77,7 @@ pub fn render(r: &RunResult) -> String {
     if !c.errors.is_empty() {
         let errs: Vec<String> = c.errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         out.push_str(&format!("Errors by kind: {}\n", errs.join(", ")));
-        if let Some(first) = r.records.iter().find_map(|x| (!x.warmup).then_some(x.error.as_ref()).flatten()) {
+        if let Some(first) = r.records.find_map(|x| (!x.warmup).then(|| x.error.clone()).flatten()) {
             out.push_str(&format!("First error: {first}\n"));
         }
     }

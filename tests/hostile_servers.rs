@@ -135,7 +135,7 @@ async fn a_flood_without_newlines_is_a_line_too_long_at_once_in_bounded_memory()
     let grew = rss_kib().saturating_sub(before);
     println!("no-newline flood: {kind} after {took:?}; RSS grew {grew} KiB");
     assert_eq!(kind, "line_too_long");
-    assert!(r.records.iter().all(|x| x.error.as_deref().unwrap().contains("longer than 1048576 bytes")));
+    assert!(r.records.to_vec().iter().all(|x| x.error.as_deref().unwrap().contains("longer than 1048576 bytes")));
     assert!(took < Duration::from_secs(5), "{took:?}");
     assert!(grew < 64 << 10, "RSS grew {grew} KiB");
 }
@@ -150,7 +150,7 @@ async fn a_huge_line_with_its_newline_is_too_long_not_a_timeout() {
 async fn a_stalled_stream_ends_at_the_inter_chunk_timeout() {
     let (kind, took, r) = outcome(Scenario::StallAfterFirstToken, &["--inter-chunk-timeout", "500ms"]).await;
     assert_eq!(kind, "stall_timeout");
-    assert!(r.records.iter().all(|x| x.ttft_s.is_some()), "the first token was seen");
+    assert!(r.records.to_vec().iter().all(|x| x.ttft_s.is_some()), "the first token was seen");
     assert!(took >= Duration::from_millis(500) && took < Duration::from_secs(5), "{took:?}");
 }
 
@@ -171,7 +171,7 @@ async fn a_trickle_ends_at_the_request_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_text_labelled_as_sse_is_malformed_not_cut() {
     let (kind, _, r) = outcome(Scenario::PlainText, &[]).await;
-    assert_eq!(kind, "malformed_stream", "{:?}", r.records[0].error);
+    assert_eq!(kind, "malformed_stream", "{:?}", r.records.to_vec()[0].error);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,7 +230,7 @@ async fn a_target_that_dies_mid_burst_is_lost_with_its_failures_bounded_and_coun
     assert!((50..1000).contains(&refused), "{refused} refused");
     // Counts exact: the records kept plus the folded failures are every request.
     let folded: u64 = r.folded_failures.iter().filter(|f| !f.warmup).map(|f| f.count).sum();
-    let kept = r.records.iter().filter(|x| !x.warmup).count() as u64;
+    let kept = r.records.to_vec().iter().filter(|x| !x.warmup).count() as u64;
     assert_eq!(kept + folded, r.client.completed + r.client.failed);
     assert!(r.notes.iter().any(|n| n.contains("target_lost")), "{:?}", r.notes);
 }

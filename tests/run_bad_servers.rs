@@ -60,7 +60,7 @@ async fn json_body_for_a_stream_is_malformed() {
     let url = serve(r#"{"choices":[{"message":{"content":"hi"}}]}"#, "application/json").await;
     let r = burst(&url).await;
     assert_eq!(r.client.errors.get("malformed_stream"), Some(&3));
-    assert!(r.records[0].error.as_deref().unwrap().contains("not an SSE stream"));
+    assert!(r.records.to_vec()[0].error.as_deref().unwrap().contains("not an SSE stream"));
 }
 
 #[tokio::test]
@@ -68,7 +68,7 @@ async fn garbage_chunk_is_malformed() {
     let body = leak(format!("{}data: {{not json\n\n", chunk("a")));
     let r = burst(&serve(body, SSE).await).await;
     assert_eq!(r.client.errors.get("malformed_stream"), Some(&3));
-    assert!(r.records[0].error.as_deref().unwrap().contains("invalid JSON chunk"));
+    assert!(r.records.to_vec()[0].error.as_deref().unwrap().contains("invalid JSON chunk"));
 }
 
 #[tokio::test]
@@ -79,7 +79,7 @@ async fn error_event_in_a_200_stream_is_a_server_error() {
     ));
     let r = burst(&serve(body, SSE).await).await;
     assert_eq!(r.client.errors.get("server_error"), Some(&3));
-    assert_eq!(r.records[0].error.as_deref(), Some("engine died"));
+    assert_eq!(r.records.to_vec()[0].error.as_deref(), Some("engine died"));
 }
 
 #[tokio::test]
@@ -100,5 +100,5 @@ async fn stream_ending_early_is_cut() {
     let body = leak(format!("{}{}", chunk("a"), chunk("b")));
     let r = burst(&serve(body, SSE).await).await;
     assert_eq!(r.client.errors.get("stream_cut"), Some(&3));
-    assert_eq!(r.records[0].chunk_times_s.len(), 2);
+    assert_eq!(r.records.to_vec()[0].chunk_times_s.len(), 2);
 }

@@ -67,7 +67,7 @@ async fn completions_and_non_streamed_requests() {
     assert_eq!((r.client.completed, r.client.total_output_tokens), (6, 48));
     assert!(r.client.tokens_from_usage);
     // Without a stream the first token is seen with the whole body.
-    assert!(r.records.iter().all(|x| x.ttft_s == x.e2e_s));
+    assert!(r.records.to_vec().iter().all(|x| x.ttft_s == x.e2e_s));
     sim.shutdown().await;
 }
 
@@ -79,7 +79,7 @@ async fn http_errors_are_counted_by_status() {
     assert_eq!(r.client.completed, 0);
     assert_eq!(r.client.errors.get("http_error"), Some(&5));
     assert_eq!(r.client.http_statuses.get(&503), Some(&5));
-    assert!(r.records[0].error.as_deref().unwrap().starts_with("HTTP 503"));
+    assert!(r.records.to_vec()[0].error.as_deref().unwrap().starts_with("HTTP 503"));
     assert!(!r.target_unreachable(), "the server answered: it was reachable");
     sim.shutdown().await;
 }
@@ -89,10 +89,10 @@ async fn cut_streams_are_stream_cut_and_keep_their_partial_timing() {
     let sim = sim_with(SimConfig { ttft: ms(1), itl: ms(2), ..SimConfig::default() }).await;
     sim.set_faults(Faults { stream_cut_rate: 1.0, ..Faults::default() });
     let r = burst(&sim.base_url(), &["--requests", "4", "--max-tokens", "32", "--ignore-eos"]).await;
-    assert_eq!(r.client.errors.get("stream_cut"), Some(&4), "{:?}", r.records[0]);
+    assert_eq!(r.client.errors.get("stream_cut"), Some(&4), "{:?}", r.records.to_vec()[0]);
     // The cut point is random (possibly before the first token); what arrived before it is kept.
-    assert!(r.records.iter().any(|x| !x.chunk_times_s.is_empty()));
-    assert!(r.records.iter().all(|x| x.chunk_times_s.is_empty() || x.ttft_s == Some(x.chunk_times_s[0])));
+    assert!(r.records.to_vec().iter().any(|x| !x.chunk_times_s.is_empty()));
+    assert!(r.records.to_vec().iter().all(|x| x.chunk_times_s.is_empty() || x.ttft_s == Some(x.chunk_times_s[0])));
     sim.shutdown().await;
 }
 
@@ -103,7 +103,11 @@ async fn unknown_model_is_a_404_with_the_server_message() {
     let p = run::prepare(&a, &url::Url::parse(&sim.base_url()).unwrap(), "nope", "t", None).unwrap();
     let r = burst::run(p, "t".into(), CancellationToken::new(), None).await;
     assert_eq!(r.client.http_statuses.get(&404), Some(&2));
-    assert!(r.records[0].error.as_deref().unwrap().contains("does not exist"), "{:?}", r.records[0].error);
+    assert!(
+        r.records.to_vec()[0].error.as_deref().unwrap().contains("does not exist"),
+        "{:?}",
+        r.records.to_vec()[0].error
+    );
     sim.shutdown().await;
 }
 
@@ -131,7 +135,7 @@ async fn timeouts_have_distinct_kinds() {
     )
     .await;
     assert_eq!(r.client.errors.get("timeout"), Some(&2));
-    assert!(r.records.iter().all(|x| !x.chunk_times_s.is_empty()), "partial chunk times are kept");
+    assert!(r.records.to_vec().iter().all(|x| !x.chunk_times_s.is_empty()), "partial chunk times are kept");
     sim.shutdown().await;
 }
 
@@ -150,10 +154,15 @@ async fn poisson_schedule_is_reproducible_and_recorded() {
     let shape = ["--rate", "200", "--poisson", "--seed", "42", "--requests", "30", "--max-tokens", "2"];
     let a = burst(&sim.base_url(), &shape).await;
     let b = burst(&sim.base_url(), &shape).await;
-    let sched = |r: &RunResult| r.records.iter().map(|x| x.scheduled_s).collect::<Vec<_>>();
+    // Records are spooled in the order they finished; the schedule is in request order.
+    let sched = |r: &RunResult| {
+        let mut v = r.records.to_vec();
+        v.sort_by_key(|x| x.index);
+        v.iter().map(|x| x.scheduled_s).collect::<Vec<_>>()
+    };
     assert_eq!(sched(&a), sched(&b));
     assert!(sched(&a).windows(2).all(|w| w[0] <= w[1]));
-    assert!(a.records.iter().all(|x| x.sent_s >= x.scheduled_s - 1e-9));
+    assert!(a.records.to_vec().iter().all(|x| x.sent_s >= x.scheduled_s - 1e-9));
     assert_eq!(a.client.completed, 30);
     assert_eq!(a.request_rate, serde_json::json!(200.0));
     sim.shutdown().await;
@@ -165,9 +174,9 @@ async fn duration_warmup_and_cancel() {
     let r =
         burst(&sim.base_url(), &["--duration", "500ms", "--concurrency", "2", "--max-tokens", "4", "--warmup", "3"])
             .await;
-    assert_eq!(r.records.iter().filter(|x| x.warmup).count(), 3);
+    assert_eq!(r.records.to_vec().iter().filter(|x| x.warmup).count(), 3);
     assert!(r.client.completed >= 4, "{}", r.client.completed);
-    assert!(r.records.iter().filter(|x| !x.warmup).all(|x| x.scheduled_s < 0.5 + 1e-3));
+    assert!(r.records.to_vec().iter().filter(|x| !x.warmup).all(|x| x.scheduled_s < 0.5 + 1e-3));
     assert_eq!(r.client.num_requests + 3, r.records.len() as u64);
 
     // Cancel mid-burst: records in flight are kept as cancelled.
@@ -225,5 +234,35 @@ async fn doctor_passes_the_simulator_and_names_the_served_model() {
     let obs = doctor::observe(&sim.base_url(), "llama", Endpoint::Chat, None, Duration::from_secs(5)).await;
     let f = doctor::diagnose(&obs);
     assert!(f.iter().any(|x| x.solution.iter().any(|s| s.contains("--model sim-model"))), "{f:#?}");
+    sim.shutdown().await;
+}
+
+/// Issue 14: a burst's records are streamed to a spool as they finish, not held; its statistics,
+/// accumulated on the way, are those of every record it saved, and the saved run read back (as
+/// `validate DIR` and the daemon's history read it, records left on disk) gives them again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_burst_has_the_statistics_of_its_saved_records() {
+    let sim = sim_with(SimConfig {
+        ttft: LatencyDist::Uniform { min: Duration::from_millis(1), max: Duration::from_millis(6) },
+        itl: LatencyDist::Uniform { min: Duration::ZERO, max: Duration::from_millis(3) },
+        faults: Faults { http_error_rate: 0.1, ..Faults::default() },
+        ..SimConfig::default()
+    })
+    .await;
+    let shape = ["--requests", "400", "--concurrency", "16", "--max-tokens", "12", "--warmup", "8"];
+    let r = burst(&sim.base_url(), &shape).await;
+    assert!(r.records.is_spooled(), "the records are in the spool file, not in memory");
+    assert_eq!(r.records.len(), 408);
+    let records = r.records.to_vec();
+    assert!(records.iter().any(|x| !x.is_ok()), "some requests failed (the fault)");
+    let all = llm_loadtest::stats::compute(&records, r.client.duration_s, &r.client.receive_lag, &r.plan.goodput_slo);
+    assert_eq!(all, r.client);
+
+    let dir = tempfile::tempdir().unwrap();
+    llm_loadtest::artifacts::save(dir.path(), &r).unwrap();
+    let saved = llm_loadtest::artifacts::read_dir(dir.path()).unwrap();
+    assert!(saved.records.is_spooled(), "read back, the records stay in the file");
+    assert_eq!(saved.records.to_vec(), records);
+    assert_eq!(serde_json::to_value(&saved.client).unwrap(), serde_json::to_value(&r.client).unwrap());
     sim.shutdown().await;
 }

@@ -246,7 +246,7 @@ async fn warmup_requests_are_outside_the_server_deltas() {
     let sim = sim_with(fast()).await;
     let r =
         burst(&sim.base_url(), &["--requests", "20", "--concurrency", "4", "--max-tokens", "8", "--warmup", "6"]).await;
-    assert_eq!(r.records.iter().filter(|x| x.warmup).count(), 6);
+    assert_eq!(r.records.to_vec().iter().filter(|x| x.warmup).count(), 6);
     let rc = check(&r, "request_count");
     assert_eq!((rc.client, rc.server), (Some(20.0), Some(20.0)), "{rc:?}");
     assert_eq!(check(&r, "generation_tokens").status, Status::Pass);

@@ -114,9 +114,9 @@ async fn four_workers_share_one_burst_and_it_is_judged_once() {
     // those of all of them together (not an average of the shards').
     let run_dir = data.path().join("runs/fleet").join(v["run_id"].as_str().unwrap());
     let saved = llm_loadtest::artifacts::read_dir(&run_dir).unwrap();
-    let indices: Vec<u64> = saved.records.iter().map(|r| r.index).collect();
+    let indices: Vec<u64> = saved.records.to_vec().iter().map(|r| r.index).collect();
     assert_eq!(indices, (0..200).collect::<Vec<_>>());
-    let ttfts: Vec<f64> = saved.records.iter().filter_map(|r| r.ttft_s).map(|s| s * 1e3).collect();
+    let ttfts: Vec<f64> = saved.records.to_vec().iter().filter_map(|r| r.ttft_s).map(|s| s * 1e3).collect();
     let all = llm_loadtest::stats::LatencySummary::from_samples(ttfts);
     let p99 = v["p99_ttft_ms"].as_f64().unwrap();
     assert_eq!(all.p99, Some(p99), "the p99 of all 200 records together");

@@ -1,10 +1,11 @@
 //! What the process-level benchmarks share: a free loopback port, this process's memory from
-//! /proc, and a zero-delay simulator in its own process.
+//! /proc, and a simulator in its own process.
+#![allow(dead_code)] // each benchmark uses the helpers it needs
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_llm-loadtest");
+pub const BIN: &str = env!("CARGO_BIN_EXE_llm-loadtest");
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -24,8 +25,14 @@ pub fn status_mib(field: &str) -> f64 {
 
 /// `llm-loadtest sim` on 127.0.0.1:`port` with no delay and `tokens` output tokens per request.
 pub fn simulator(port: u16, tokens: u32) -> Child {
+    simulator_with_gaps(port, tokens, 0)
+}
+
+/// `llm-loadtest sim` on 127.0.0.1:`port`: first token at once, then `tokens` tokens one per
+/// chunk, `itl_ms` apart.
+pub fn simulator_with_gaps(port: u16, tokens: u32, itl_ms: u32) -> Child {
     let mut child = Command::new(BIN)
-        .args(["sim", "--port", &port.to_string(), "--ttft-ms", "0", "--itl-ms", "0"])
+        .args(["sim", "--port", &port.to_string(), "--ttft-ms", "0", "--itl-ms", &itl_ms.to_string()])
         .args(["--output-tokens", &tokens.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -16,6 +16,7 @@ use crate::error::RunError;
 use crate::openai::Endpoint;
 use crate::record::{FoldedFailures, Outcome, ReceiveLag, RequestRecord};
 use crate::server::GaugePeaks;
+use crate::spool::Records;
 use crate::stats::{self, ClientStats, Slo};
 use crate::validate::Validation;
 use crate::workload::{ArrivalPlan, StopCondition, Timeouts};
@@ -130,6 +131,9 @@ pub struct RunResult {
     /// Why the burst ended early because the target stopped accepting connections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_lost: Option<String>,
+    /// Why the burst ended early because its client reached its memory budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_budget_exceeded: Option<String>,
     /// Runs of connection failures folded beyond their first records: counted in `failed` and
     /// `errors`, absent from `requests.jsonl` (`record::fold_failure_runs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -148,8 +152,9 @@ pub struct RunResult {
     pub phases: BTreeMap<&'static str, f64>,
     /// Problems worth a user's attention (bad dataset lines, approximate token counts, ...).
     pub notes: Vec<String>,
+    /// Measured and warm-up records, in the order they finished (a spool file, not memory).
     #[serde(skip)]
-    pub records: Vec<RequestRecord>,
+    pub records: Records,
     /// The clock origin of the records' times (for in-process comparisons).
     #[serde(skip)]
     pub start_instant: Option<std::time::Instant>,
@@ -177,6 +182,8 @@ struct SavedResult {
     cancelled: bool,
     #[serde(default)]
     target_lost: Option<String>,
+    #[serde(default)]
+    memory_budget_exceeded: Option<String>,
     #[serde(default)]
     folded_failures: Vec<FoldedFailures>,
     #[serde(default)]
@@ -212,22 +219,38 @@ impl RunResult {
         ])
     }
 
-    /// A result as [`save`] wrote it (`result.json`, `requests.jsonl`) read back. Unknown
-    /// phase names are dropped; the raw observations are not read (see [`read_dir`]).
+    /// A result as [`save`] wrote it (`result.json`, `requests.jsonl`) read back, records in
+    /// memory. Unknown phase names are dropped; the raw observations are not read (see
+    /// [`read_dir`]).
     pub fn from_saved(result_json: &[u8], requests_jsonl: &[u8]) -> Result<RunResult, String> {
-        let saved: SavedResult = serde_json::from_slice(result_json).map_err(|e| format!("{RESULT_JSON}: {e}"))?;
-        if saved.schema_version != RESULT_SCHEMA_VERSION {
-            return Err(format!(
-                "{RESULT_JSON} has schema version {}, this build reads {RESULT_SCHEMA_VERSION}",
-                saved.schema_version
-            ));
-        }
+        let saved = read_saved(result_json)?;
         let records = read_records(requests_jsonl)?;
-        let mut client = stats::compute(&records, saved.duration, &saved.receive_lag, &saved.plan.goodput_slo);
+        let stats = stats::Accumulator::of(&records);
+        Ok(RunResult::assemble(saved, Records::held(records), stats))
+    }
+
+    /// [`RunResult::from_saved`] with the records left in the file `requests_jsonl`: read once
+    /// here for the statistics (a bad line is an error naming it), then again when asked.
+    pub fn from_saved_file(result_json: &[u8], requests_jsonl: &Path) -> Result<RunResult, String> {
+        let saved = read_saved(result_json)?;
+        let file = std::fs::File::open(requests_jsonl)
+            .map_err(|e| format!("cannot read {}: {e}", requests_jsonl.display()))?;
+        let (mut stats, mut count) = (stats::Accumulator::default(), 0usize);
+        let mut add = |r: &RequestRecord| {
+            stats.add(r);
+            count += 1;
+            std::ops::ControlFlow::Continue(())
+        };
+        crate::spool::read_lines(std::io::BufReader::new(file), &mut add, REQUESTS_JSONL).map(drop)?;
+        Ok(RunResult::assemble(saved, Records::saved(requests_jsonl.to_owned(), count), stats))
+    }
+
+    fn assemble(saved: SavedResult, records: Records, stats: stats::Accumulator) -> RunResult {
+        let mut client = stats.finish(saved.duration, &saved.receive_lag, &saved.plan.goodput_slo);
         stats::add_folded(&mut client, &saved.folded_failures);
         let phases =
             saved.phases.into_iter().filter_map(|(k, v)| PHASES.iter().find(|p| **p == k).map(|p| (*p, v))).collect();
-        Ok(RunResult {
+        RunResult {
             schema_version: saved.schema_version,
             tool_version: saved.tool_version,
             run_id: saved.run_id,
@@ -241,6 +264,7 @@ impl RunResult {
             ended_at: saved.ended_at,
             cancelled: saved.cancelled,
             target_lost: saved.target_lost,
+            memory_budget_exceeded: saved.memory_budget_exceeded,
             folded_failures: saved.folded_failures,
             client,
             shards: saved.shards,
@@ -252,7 +276,7 @@ impl RunResult {
             records,
             start_instant: None,
             snapshots: Vec::new(),
-        })
+        }
     }
 
     /// True when no measured request ever reached the server: the run could not run.
@@ -281,17 +305,26 @@ impl RunResult {
     }
 }
 
+/// A saved `result.json` of this build's schema.
+fn read_saved(result_json: &[u8]) -> Result<SavedResult, String> {
+    let saved: SavedResult = serde_json::from_slice(result_json).map_err(|e| format!("{RESULT_JSON}: {e}"))?;
+    if saved.schema_version != RESULT_SCHEMA_VERSION {
+        return Err(format!(
+            "{RESULT_JSON} has schema version {}, this build reads {RESULT_SCHEMA_VERSION}",
+            saved.schema_version
+        ));
+    }
+    Ok(saved)
+}
+
 /// Records from a `requests.jsonl`; a bad line is an error naming it.
 fn read_records(jsonl: &[u8]) -> Result<Vec<RequestRecord>, String> {
     let mut records = Vec::new();
-    for (i, line) in jsonl.split(|b| *b == b'\n').enumerate() {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let r: RequestRecord = serde_json::from_slice(line)
-            .map_err(|e| format!("{REQUESTS_JSONL} line {}: not a request record: {e}", i + 1))?;
-        records.push(r);
-    }
+    let mut keep = |r: &RequestRecord| {
+        records.push(r.clone());
+        std::ops::ControlFlow::Continue(())
+    };
+    crate::spool::read_lines(jsonl, &mut keep, REQUESTS_JSONL).map(drop)?;
     Ok(records)
 }
 
@@ -302,7 +335,7 @@ pub fn read_dir(dir: &Path) -> Result<RunResult, RunError> {
         let path = dir.join(name);
         std::fs::read(&path).map_err(|e| RunError::BadInput(format!("cannot read {}: {e}", path.display())))
     };
-    let mut result = RunResult::from_saved(&read(RESULT_JSON)?, &read(REQUESTS_JSONL)?)
+    let mut result = RunResult::from_saved_file(&read(RESULT_JSON)?, &dir.join(REQUESTS_JSONL))
         .map_err(|e| RunError::BadInput(format!("{}: {e}", dir.display())))?;
     for name in OBSERVATION_FILES {
         if let Ok(bytes) = std::fs::read(dir.join(name)) {
@@ -335,6 +368,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
     std::fs::rename(&tmp, path).map_err(err)
 }
 
+/// Write `records` as `requests.jsonl` to `path` atomically (temp file + rename), streamed.
+pub fn write_records_atomic(path: &Path, records: &Records) -> Result<(), RunError> {
+    let err = |source| RunError::Write { path: path.to_owned(), source };
+    let tmp = path.with_extension("tmp");
+    let f = std::fs::File::create(&tmp).map_err(err)?;
+    let mut out = std::io::BufWriter::new(f);
+    records.write_jsonl(&mut out).map_err(|e| err(std::io::Error::other(e)))?;
+    let f = out.into_inner().map_err(|e| err(e.into_error()))?;
+    f.sync_all().map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
 /// Write a whole directory atomically: fill `DIR.tmp`, then rename it to `DIR`.
 pub fn write_dir_atomic(dir: &Path, fill: impl FnOnce(&Path) -> Result<(), RunError>) -> Result<(), RunError> {
     let mut tmp = dir.as_os_str().to_owned();
@@ -355,7 +400,7 @@ pub fn write_dir_atomic(dir: &Path, fill: impl FnOnce(&Path) -> Result<(), RunEr
 pub fn save(dir: &Path, result: &RunResult) -> Result<(), RunError> {
     std::fs::create_dir_all(dir).map_err(|source| RunError::Write { path: dir.to_owned(), source })?;
     write_atomic(&dir.join(RESULT_JSON), &result_json(result))?;
-    write_atomic(&dir.join(REQUESTS_JSONL), &requests_jsonl(&result.records))?;
+    write_records_atomic(&dir.join(REQUESTS_JSONL), &result.records)?;
     for (name, text) in &result.snapshots {
         write_atomic(&dir.join(name), text.as_bytes())?;
     }

@@ -15,7 +15,9 @@ use super::lag;
 use super::trace::{self, RequestSampling};
 use super::worker::{self, RequestTarget};
 use crate::openai::{Endpoint, RequestOptions, build_body};
-use crate::record::{Outcome, ReceiveLag, RequestRecord};
+use crate::record::{FailureFolder, KEPT_PER_FAILURE_RUN, Outcome, ReceiveLag, RequestRecord};
+use crate::spool::{Records, SpoolWriter};
+use crate::stats::Accumulator;
 use crate::workload::{ArrivalPlan, PromptSource, Shard, StopCondition};
 
 /// Everything that defines the load of one burst.
@@ -29,6 +31,8 @@ pub struct LoadSpec {
     pub warmup: u64,
     /// Connection failures in a row (burst-wide) that end the burst as `target_lost`; 0 never.
     pub target_lost_after: u64,
+    /// Bytes the client may keep in memory for this burst's records and statistics; 0 no limit.
+    pub memory_budget_bytes: u64,
     /// Connections to open before the measured start (0: none, `cold_connections`).
     pub prewarm_connections: u32,
     /// The part of the plan this generator runs (`run --shard I/N`); the whole plan by default.
@@ -55,8 +59,10 @@ pub type RecordObserver = Arc<dyn Fn(&RequestRecord) + Send + Sync>;
 
 /// The raw outcome of the load phase.
 pub struct LoadOutput {
-    /// Measured and warm-up records, sorted by index.
-    pub records: Vec<RequestRecord>,
+    /// Measured and warm-up records, in the order they finished (spooled to a file).
+    pub records: Records,
+    /// The statistics of `records`, accumulated as they finished.
+    pub stats: Accumulator,
     /// From the first measured send to the end of the last response.
     pub duration_s: f64,
     pub receive_lag: ReceiveLag,
@@ -67,6 +73,8 @@ pub struct LoadOutput {
     pub cancelled: bool,
     /// Set when the burst ended early because the target stopped accepting connections.
     pub target_lost: Option<String>,
+    /// Set when the burst ended early because it reached its memory budget.
+    pub over_budget: Option<String>,
     /// Runs of connection failures beyond their first records (`records` keeps those).
     pub folded: Vec<crate::record::FoldedFailures>,
     /// Connections opened before the measured start (0 with `cold_connections`).
@@ -162,7 +170,12 @@ pub async fn run_load(
     observer: Option<RecordObserver>,
     gate: Option<WarmupGate>,
 ) -> LoadOutput {
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::unbounded_channel();
+    // Records are taken in as they finish: a long burst holds none of them (issue 14).
+    let lost = CancellationToken::new();
+    let over_budget = Arc::new(std::sync::OnceLock::new());
+    let budget = Budget { bytes: spec.memory_budget_bytes, stop: lost.clone(), reason: over_budget.clone() };
+    let collector = tokio::task::spawn_blocking(move || collect(rx, budget));
     let warmup = spec.warmup;
     let expected = RequestSampling::expected(&spec.plan, spec.stop).map(|n| n.saturating_add(warmup));
     let sampling = RequestSampling::new(expected);
@@ -174,7 +187,7 @@ pub async fn run_load(
         records: tx,
         sampling,
         connect_failures: AtomicU64::new(0),
-        lost: CancellationToken::new(),
+        lost,
         lost_reason: std::sync::OnceLock::new(),
     });
 
@@ -236,14 +249,17 @@ pub async fn run_load(
     let receive_lag = probe.finish().await;
     let target_lost = shared.lost_reason.get().cloned();
     drop(shared);
-    let mut records = Vec::new();
-    while let Some(r) = rx.recv().await {
-        records.push(r);
-    }
-    records.sort_by_key(|r| r.index);
-    let folded = crate::record::fold_failure_runs(&mut records, crate::record::KEPT_PER_FAILURE_RUN);
+    let Collected { records, stats, folded } = match collector.await {
+        Ok(c) => c,
+        // The collector does no I/O that can panic; if it did, the run has no records left.
+        Err(e) => {
+            tracing::error!(error = %e, "the records' collector failed");
+            Collected { records: Records::default(), stats: Accumulator::default(), folded: Vec::new() }
+        }
+    };
     LoadOutput {
         records,
+        stats,
         duration_s,
         receive_lag,
         started_at: start,
@@ -251,10 +267,57 @@ pub async fn run_load(
         ended_unix,
         cancelled: cancel.is_cancelled(),
         target_lost,
+        over_budget: over_budget.get().cloned(),
         folded,
         connections_opened_before: opened,
         late_start_s,
     }
+}
+
+/// What the collector made of the records.
+struct Collected {
+    records: Records,
+    stats: Accumulator,
+    folded: Vec<crate::record::FoldedFailures>,
+}
+
+/// The memory a burst may keep; past it, `stop` ends the load (no new request starts).
+struct Budget {
+    bytes: u64,
+    stop: CancellationToken,
+    reason: Arc<std::sync::OnceLock<String>>,
+}
+
+/// The budget is checked every this many records (a sum of a few capacities).
+const BUDGET_CHECK_EVERY: u64 = 1024;
+
+/// Take every record as it finishes, until every sender is gone: fold runs of connection
+/// failures, accumulate the statistics and spool what is kept. A blocking thread: the spool
+/// writes to a file.
+fn collect(mut rx: mpsc::UnboundedReceiver<RequestRecord>, budget: Budget) -> Collected {
+    let mut folder = FailureFolder::new(KEPT_PER_FAILURE_RUN);
+    let mut stats = Accumulator::default();
+    let mut spool = SpoolWriter::new();
+    let mut seen = 0u64;
+    while let Some(r) = rx.blocking_recv() {
+        if let Some(r) = folder.push(r) {
+            stats.add(&r);
+            spool.push(r);
+        }
+        seen += 1;
+        if budget.bytes > 0 && seen.is_multiple_of(BUDGET_CHECK_EVERY) && budget.reason.get().is_none() {
+            let kept = stats.retained_bytes().saturating_add(spool.held_bytes());
+            if kept > budget.bytes {
+                let _ = budget.reason.set(format!(
+                    "the client kept {} MiB for {seen} requests, over its memory budget of {} MiB (memory_budget_mib)",
+                    kept >> 20,
+                    budget.bytes >> 20
+                ));
+                budget.stop.cancel();
+            }
+        }
+    }
+    Collected { records: spool.finish(), stats, folded: folder.finish() }
 }
 
 fn should_stop(stop: StopCondition, issued: u64, start: Instant) -> bool {
@@ -360,6 +423,55 @@ async fn open_loop(shared: &Arc<Shared>, max_concurrency: Option<u32>, first_ind
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ok_record(index: u64) -> RequestRecord {
+        let mut r = RequestRecord::new(index, false, 0.0, 0.0, 8);
+        r.ttft_s = Some(0.01);
+        r.e2e_s = Some(0.1);
+        r.chunk_times_s = vec![0.01, 0.05, 0.1];
+        r.completion_tokens = Some(3);
+        r
+    }
+
+    /// Feed `n` records (and `refused` connection failures in a row after them) to a collector.
+    fn collected(n: u64, refused: u64, budget_bytes: u64) -> (Collected, Budget) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        for i in 0..n {
+            tx.send(ok_record(i)).unwrap();
+        }
+        for i in n..n + refused {
+            let mut r = RequestRecord::new(i, false, 0.0, 0.0, 8);
+            r.outcome = Outcome::ConnectError;
+            tx.send(r).unwrap();
+        }
+        drop(tx);
+        let stop = CancellationToken::new();
+        let reason = Arc::new(std::sync::OnceLock::new());
+        let budget = Budget { bytes: budget_bytes, stop: stop.clone(), reason: reason.clone() };
+        (collect(rx, budget), Budget { bytes: budget_bytes, stop, reason })
+    }
+
+    #[test]
+    fn the_collector_keeps_every_record_folds_refusals_and_accumulates_the_statistics() {
+        let (c, budget) = collected(5_000, 500, 0);
+        assert!(c.records.is_spooled());
+        assert_eq!(c.records.len(), 5_000 + KEPT_PER_FAILURE_RUN);
+        assert_eq!(c.folded.len(), 1);
+        assert_eq!(c.folded[0].count, 500 - KEPT_PER_FAILURE_RUN as u64);
+        let stats = c.stats.finish(1.0, &ReceiveLag::default(), &crate::stats::Slo::default());
+        assert_eq!((stats.completed, stats.itl_ms.count), (5_000, 10_000));
+        assert!(!budget.stop.is_cancelled(), "no budget, no stop");
+    }
+
+    #[test]
+    fn a_burst_past_its_memory_budget_is_stopped_and_keeps_its_records() {
+        // 24 bytes a request: 100 KB is reached after about 4,000 requests.
+        let (c, budget) = collected(10_000, 0, 100_000);
+        assert!(budget.stop.is_cancelled(), "no new request may start");
+        let why = budget.reason.get().expect("the reason");
+        assert!(why.contains("over its memory budget") && why.contains("memory_budget_mib"), "{why}");
+        assert_eq!(c.records.len(), 10_000, "every record that finished is kept");
+    }
 
     #[test]
     fn backoff_doubles_from_10ms_to_a_1s_cap() {

@@ -112,7 +112,7 @@ async fn run_in_span(
         let _ = go_tx.send(());
         pre
     };
-    let ((out, distributed), pre) = tokio::join!(load, before);
+    let ((mut out, distributed), pre) = tokio::join!(load, before);
     let (shards, shard_notes) = distributed.unwrap_or_default();
     notes.extend(shard_notes);
     let Before { mut phases, idle_start, before, logs_from, states_before, tail_before, sampler } = pre;
@@ -144,7 +144,7 @@ async fn run_in_span(
         phases.insert("spans", s.waited_s);
     }
 
-    let mut client = stats::compute(&out.records, out.duration_s, &out.receive_lag, &slo);
+    let mut client = std::mem::take(&mut out.stats).finish(out.duration_s, &out.receive_lag, &slo);
     stats::add_folded(&mut client, &out.folded);
     // No container was named and none was found (no Docker Engine here, as in a Kubernetes pod,
     // or no container publishes the port): there is no log section to judge, which is not a
@@ -170,8 +170,8 @@ async fn run_in_span(
         endpoint: recorded.endpoint,
         load: (out.started_unix, out.ended_unix),
     };
-    let mut validation =
-        trace::phase_span("validate").in_scope(|| validate::assess(&observation, &client_side, &tolerances));
+    let mut validation = trace::phase_span("validate")
+        .in_scope(|| off_the_runtime(|| validate::assess(&observation, &client_side, &tolerances)));
     if let Some(reason) = crate::coordinator::remote::lost_reason(&shards) {
         validation = validation.map(|v| v.without_verdicts(&reason));
         notes.push(reason);
@@ -207,6 +207,9 @@ async fn run_in_span(
     if let Some(why) = &out.target_lost {
         notes.push(format!("the burst ended early (target_lost): {why}"));
     }
+    if let Some(why) = &out.over_budget {
+        notes.push(format!("the burst ended early (memory_budget): {why}"));
+    }
     let (request_rate, max_concurrency) = match &recorded.arrival {
         ArrivalPlan::Concurrency { concurrency } => (serde_json::Value::from("inf"), Some(*concurrency)),
         ArrivalPlan::Rate { rate, max_concurrency, .. } => (serde_json::Value::from(*rate), *max_concurrency),
@@ -225,6 +228,7 @@ async fn run_in_span(
         ended_at: out.ended_unix,
         cancelled: out.cancelled,
         target_lost: out.target_lost,
+        memory_budget_exceeded: out.over_budget,
         folded_failures: out.folded,
         client,
         shards,
@@ -236,6 +240,16 @@ async fn run_in_span(
         records: out.records,
         start_instant: Some(out.started_at.into_std()),
         snapshots,
+    }
+}
+
+/// Run `f`, which reads the records back from their spool (file I/O: seconds for a burst of
+/// millions), without stalling the runtime's other tasks (a daemon's API) where the runtime
+/// allows it (a multi-thread one).
+pub(crate) fn off_the_runtime<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 

@@ -13,8 +13,8 @@ use crate::artifacts::SpansObservation;
 use crate::docker::{ContainerSource, ContainerState, DockerClient, FoundContainer, TimedLine, WindowStats};
 use crate::logs::{LogAnalyzer, LogFindings, LogLine};
 use crate::promtext::LabelFilter;
-use crate::record::RequestRecord;
 use crate::server::{GaugePeaks, MetricsClient, Scrape, ScrapeError, scrape};
+use crate::spool::EachRecord;
 use crate::traces::Collector;
 
 /// How to watch the server's /metrics around a burst.
@@ -57,10 +57,17 @@ pub struct SpansWatch {
 /// Wait for the spans of the measured requests that completed; what arrived, and how long it took.
 pub async fn observe_spans(
     watch: &SpansWatch,
-    records: &[RequestRecord],
+    records: &(impl EachRecord + ?Sized),
     cancel: &CancellationToken,
 ) -> SpansObservation {
-    let wanted: BTreeSet<u64> = records.iter().filter(|r| !r.warmup && r.is_ok()).map(|r| r.index).collect();
+    let mut wanted = BTreeSet::new();
+    super::off_the_runtime(|| {
+        records.each(&mut |r| {
+            if !r.warmup && r.is_ok() {
+                wanted.insert(r.index);
+            }
+        })
+    });
     let waited = watch.collector.wait_for(&wanted, watch.wait_max, cancel).await;
     SpansObservation {
         request_id_prefix: watch.request_id_prefix.clone(),

@@ -222,6 +222,7 @@ pub fn plan(target: &Target, workload: &Workload, tolerances: Tolerances, run_id
         stop,
         warmup: workload.warmup,
         target_lost_after: workload.target_lost_after,
+        memory_budget_bytes: workload.memory_budget_mib.saturating_mul(1 << 20),
         prewarm_connections,
         shard,
         start_at: target.start_at,

@@ -244,6 +244,7 @@ fn workload(mut s: Section, p: &mut Problems) -> WorkloadPatch {
         connect_timeout: s.get("connect_timeout", p, read::duration),
         inter_chunk_timeout: s.get("inter_chunk_timeout", p, read::duration),
         target_lost_after: s.get("target_lost_after", p, read::u64),
+        memory_budget_mib: s.get("memory_budget_mib", p, read::u64),
         cold_connections: s.get("cold_connections", p, read::bool),
         goodput: s.section("goodput", p).map(|g| vec![slo(g, p)]),
         idle_window: s.get("idle_window", p, read::duration),

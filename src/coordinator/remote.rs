@@ -171,7 +171,8 @@ fn join(ends: Vec<ShardEnd>, n: u32, start_at: jiff::Timestamp, cancelled: bool)
     notes.sort();
     RemoteOutput {
         load: LoadOutput {
-            records: joined.records,
+            stats: crate::stats::Accumulator::of(&joined.records),
+            records: crate::spool::Records::held(joined.records),
             duration_s: joined.duration_s,
             receive_lag: joined.lag,
             started_at,
@@ -179,6 +180,7 @@ fn join(ends: Vec<ShardEnd>, n: u32, start_at: jiff::Timestamp, cancelled: bool)
             ended_unix: if results.is_empty() { begin } else { joined.end },
             cancelled: cancelled || joined.cancelled,
             target_lost: joined.target_lost,
+            over_budget: None,
             folded: joined.folded,
             connections_opened_before: 0,
             late_start_s: None,

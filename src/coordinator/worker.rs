@@ -152,7 +152,11 @@ async fn run_shard(
     let result = burst::run(plan, a.run_id.clone(), shard_cancel.clone(), None).await;
     beating.abort();
     report.result_json = String::from_utf8_lossy(&crate::artifacts::result_json(&result)).into_owned();
-    report.requests_jsonl = String::from_utf8_lossy(&crate::artifacts::requests_jsonl(&result.records)).into_owned();
+    let mut jsonl = Vec::new();
+    if let Err(e) = result.records.write_jsonl(&mut jsonl) {
+        tracing::error!(error = %e, "the shard's records could not be read back for the report");
+    }
+    report.requests_jsonl = String::from_utf8_lossy(&jsonl).into_owned();
     report
 }
 

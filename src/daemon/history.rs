@@ -391,8 +391,7 @@ fn read_run(target: &str, dir: &Path) -> Result<(RunSummary, Replay), String> {
         return Ok((RunSummary::of_failure(&f), Replay::Failure(f)));
     }
     let result = std::fs::read(dir.join("result.json")).map_err(|e| format!("result.json: {e}"))?;
-    let records = std::fs::read(dir.join("requests.jsonl")).map_err(|e| format!("requests.jsonl: {e}"))?;
-    let r = RunResult::from_saved(&result, &records)?;
+    let r = RunResult::from_saved_file(&result, &dir.join("requests.jsonl"))?;
     let summary = RunSummary::of_result(target, "restored", &r);
     Ok((summary, Replay::Run(Box::new(r))))
 }

@@ -250,7 +250,8 @@ impl Daemon {
             let daemon = guard.daemon.clone();
             let target = guard.target.clone();
             let result = crate::burst::run(prepared, id, cancel, None).await;
-            daemon.exporter.record_run(&target, &result);
+            // The exporter reads every record back (its histograms): off the runtime.
+            crate::burst::off_the_runtime(|| daemon.exporter.record_run(&target, &result));
             let verdict = result.validation.as_ref().map(|v| v.overall.as_str());
             tracing::info!(
                 target_name = %target,

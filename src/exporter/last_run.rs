@@ -6,7 +6,8 @@
 //! [`series`] (client, client vs server, validation, server-only, server logs).
 
 use crate::artifacts::RunResult;
-use crate::record::{Outcome, RequestRecord};
+use crate::record::Outcome;
+use crate::spool::EachRecord;
 use crate::stats::{ClientStats, LatencySummary};
 use crate::validate::{Comparison, DockerLogsValidation, Section, Status, Validation};
 
@@ -83,32 +84,37 @@ pub(super) fn requests_by_outcome(client: &ClientStats) -> impl Iterator<Item = 
     })
 }
 
-/// Per-request samples for the histograms, seconds: completed measured requests only, as the
-/// statistics use (definitions of `stats`).
-#[derive(Debug, Default, PartialEq)]
-pub(super) struct Samples {
-    pub ttft: Vec<f64>,
-    pub itl: Vec<f64>,
-    pub tpot: Vec<f64>,
-    pub e2e: Vec<f64>,
+/// The histograms a request's samples go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Figure {
+    Ttft,
+    Itl,
+    Tpot,
+    E2e,
 }
 
-pub(super) fn samples(records: &[RequestRecord]) -> Samples {
-    let mut s = Samples::default();
-    for r in records.iter().filter(|r| !r.warmup && r.is_ok()) {
-        s.ttft.extend(r.ttft_s);
-        s.e2e.extend(r.e2e_s);
-        s.itl.extend(r.chunk_times_s.windows(2).map(|w| w[1] - w[0]));
+/// Every per-request sample for the histograms, seconds, to `observe`, one record at a time (a
+/// long burst's gaps are too many to gather first): completed measured requests only, as the
+/// statistics use (definitions of `stats`).
+pub(super) fn each_sample(records: &(impl EachRecord + ?Sized), mut observe: impl FnMut(Figure, f64)) {
+    let mut put = |f: Figure, x: f64| {
+        if x.is_finite() && x >= 0.0 {
+            observe(f, x);
+        }
+    };
+    records.each(&mut |r| {
+        if r.warmup || !r.is_ok() {
+            return;
+        }
+        r.ttft_s.into_iter().for_each(|x| put(Figure::Ttft, x));
+        r.e2e_s.into_iter().for_each(|x| put(Figure::E2e, x));
+        r.chunk_times_s.windows(2).for_each(|w| put(Figure::Itl, w[1] - w[0]));
         if let (Some(t), Some(e), Some(n)) = (r.ttft_s, r.e2e_s, r.completion_tokens)
             && n > 1
         {
-            s.tpot.push((e - t) / (n - 1) as f64);
+            put(Figure::Tpot, (e - t) / (n - 1) as f64);
         }
-    }
-    for v in [&mut s.ttft, &mut s.itl, &mut s.tpot, &mut s.e2e] {
-        v.retain(|x| x.is_finite() && *x >= 0.0);
-    }
-    s
+    });
 }
 
 /// Seconds since the epoch of a wall-clock timestamp.

@@ -248,13 +248,13 @@ impl Exporter {
         let tl = TargetLabels { target: target.to_owned() };
         m.prompt_tokens.get_or_create_owned(&tl).inc_by(result.client.total_input_tokens);
         m.output_tokens.get_or_create_owned(&tl).inc_by(result.client.total_output_tokens);
-        let s = last_run::samples(&result.records);
-        for (family, values) in [(&m.ttft, &s.ttft), (&m.itl, &s.itl), (&m.tpot, &s.tpot), (&m.e2e, &s.e2e)] {
-            let h = family.get_or_create_owned(&tl);
-            for v in values {
-                h.observe(*v);
-            }
-        }
+        let [ttft, itl, tpot, e2e] = [&m.ttft, &m.itl, &m.tpot, &m.e2e].map(|f| f.get_or_create_owned(&tl));
+        last_run::each_sample(&result.records, |figure, v| match figure {
+            last_run::Figure::Ttft => ttft.observe(v),
+            last_run::Figure::Itl => itl.observe(v),
+            last_run::Figure::Tpot => tpot.observe(v),
+            last_run::Figure::E2e => e2e.observe(v),
+        });
         if let Some(d) = last_run::logs_read(result) {
             m.log_error_events.get_or_create_owned(&tl).inc_by(d.error_events);
             m.log_warning_lines.get_or_create_owned(&tl).inc_by(d.warnings);

@@ -349,7 +349,7 @@ fn make_unreachable(r: &mut RunResult) {
     c.completed = 0;
     c.total_input_tokens = 0;
     c.total_output_tokens = 0;
-    r.records.clear();
+    r.records = Default::default();
     r.validation = None;
     r.server = None;
     assert!(r.target_unreachable());

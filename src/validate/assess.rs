@@ -10,14 +10,14 @@ use super::{
 };
 use crate::logs::LogFindings;
 use crate::openai::Endpoint;
-use crate::record::RequestRecord;
+use crate::spool::EachRecord;
 use crate::stats::ClientStats;
 
 /// What the client measured, as every section needs it.
 pub struct ClientSide<'a> {
     pub stats: &'a ClientStats,
     /// Measured and warm-up records.
-    pub records: &'a [RequestRecord],
+    pub records: &'a dyn EachRecord,
     pub endpoint: Endpoint,
     /// The measured phase's wall-clock window.
     pub load: (jiff::Timestamp, jiff::Timestamp),

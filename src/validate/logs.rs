@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{Comparison, Section, Status, Tolerances, compare};
 use crate::logs::{LogFindings, generation_throughput_over};
 use crate::openai::Endpoint;
-use crate::record::RequestRecord;
+use crate::spool::EachRecord;
 use crate::stats::ClientStats;
 
 /// vLLM's default stats-log interval (`VLLM_LOG_STATS_INTERVAL`).
@@ -253,15 +253,23 @@ pub fn docker_logs_validation(
 pub fn client_log_figures(
     endpoint: Endpoint,
     stats: &ClientStats,
-    records: &[RequestRecord],
+    records: &(impl EachRecord + ?Sized),
     load: (Timestamp, Timestamp),
 ) -> ClientLogFigures {
+    let (mut http_200_indices, mut warmup_indices) = (BTreeSet::new(), BTreeSet::new());
+    records.each(&mut |r| {
+        if r.warmup {
+            warmup_indices.insert(r.index);
+        } else if r.http_status == Some(200) {
+            http_200_indices.insert(r.index);
+        }
+    });
     ClientLogFigures {
         endpoint: format!("POST {}", endpoint.path()),
         // Warm-up requests end before the log window opens.
-        http_200: records.iter().filter(|r| !r.warmup && r.http_status == Some(200)).count() as u64,
-        http_200_indices: records.iter().filter(|r| !r.warmup && r.http_status == Some(200)).map(|r| r.index).collect(),
-        warmup_indices: records.iter().filter(|r| r.warmup).map(|r| r.index).collect(),
+        http_200: http_200_indices.len() as u64,
+        http_200_indices,
+        warmup_indices,
         output_tokens_per_s: stats.output_throughput,
         load_start: Some(load.0),
         load_end: Some(load.1),

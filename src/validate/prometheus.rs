@@ -4,30 +4,31 @@
 
 use super::{ClientFigures, Figure, Section, ServerFigures, ServerInfo, Tolerances, prometheus_checks};
 use crate::promtext::Exposition;
-use crate::record::{Outcome, RequestRecord};
+use crate::record::Outcome;
 use crate::server::GaugePeaks;
 use crate::server::catalogue::{self, background, model_filter, server_figures};
+use crate::spool::EachRecord;
 use crate::stats::ClientStats;
 
 /// What the client saw, in the units the server checks compare.
-pub fn client_figures(stats: &ClientStats, records: &[RequestRecord]) -> ClientFigures {
+pub fn client_figures(stats: &ClientStats, records: &(impl EachRecord + ?Sized)) -> ClientFigures {
     // Requests the server may have started but never finished (vLLM counts
     // their tokens, not them): everything that failed after the connection.
-    let aborted = records
-        .iter()
-        .filter(|r| !r.warmup)
-        .filter(|r| {
-            matches!(
-                r.outcome,
-                Outcome::Timeout
-                    | Outcome::FirstTokenTimeout
-                    | Outcome::StallTimeout
-                    | Outcome::LineTooLong
-                    | Outcome::StreamCut
-                    | Outcome::Cancelled
-            )
-        })
-        .count() as u64;
+    let mut aborted = 0u64;
+    records.each(&mut |r| {
+        aborted += u64::from(
+            !r.warmup
+                && matches!(
+                    r.outcome,
+                    Outcome::Timeout
+                        | Outcome::FirstTokenTimeout
+                        | Outcome::StallTimeout
+                        | Outcome::LineTooLong
+                        | Outcome::StreamCut
+                        | Outcome::Cancelled
+                ),
+        );
+    });
     ClientFigures {
         completed: stats.completed,
         aborted,

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Comparison, Section, Status, Tolerances, compare, latency_check};
 use crate::record::RequestRecord;
+use crate::spool::EachRecord;
 use crate::stats::percentile;
 use crate::traces::{Collected, LlmSpan};
 
@@ -139,14 +140,24 @@ impl TracesValidation {
 }
 
 /// The traces checks of one burst.
-pub fn traces_validation(input: &TracesInput<'_>, records: &[RequestRecord], tol: &Tolerances) -> TracesValidation {
+pub fn traces_validation(
+    input: &TracesInput<'_>,
+    records: &(impl EachRecord + ?Sized),
+    tol: &Tolerances,
+) -> TracesValidation {
     let (collected, prefix, waited_s, wait_max_s) = match input {
         TracesInput::Unavailable { reason } => return TracesValidation::skipped(reason.clone()),
         TracesInput::Collected { collected, request_id_prefix, waited_s, wait_max_s } => {
             (*collected, *request_id_prefix, *waited_s, *wait_max_s)
         }
     };
-    let measured: Vec<&RequestRecord> = records.iter().filter(|r| !r.warmup).collect();
+    // Per request, what the join compares (no chunk times): as many as the spans held.
+    let mut measured: Vec<RequestRecord> = Vec::new();
+    records.each(&mut |r| {
+        if !r.warmup {
+            measured.push(r.without_chunk_times());
+        }
+    });
     let ours = |r: &RequestRecord| collected.spans.get(&r.index);
     let any_measured_span = measured.iter().any(|r| ours(r).is_some());
     if !any_measured_span {

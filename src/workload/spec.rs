@@ -22,6 +22,11 @@ pub const DEFAULT_CONCURRENCY: u32 = 8;
 pub const DEFAULT_FIRST_TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// The default `target_lost_after`: well past a blip, far short of a flood of failures.
 pub const DEFAULT_TARGET_LOST_AFTER: u64 = 100;
+/// The default `memory_budget_mib`: what a burst's client may keep in memory (its statistics,
+/// 24 bytes per completed request; records held when no spool file can be written).
+pub const DEFAULT_MEMORY_BUDGET_MIB: u64 = 1024;
+/// What a burst keeps per completed request whatever its length: its TTFT, E2E and TPOT, exact.
+pub const RETAINED_BYTES_PER_REQUEST: u64 = 24;
 /// The default `inter_chunk_timeout`: generous, a stalled stream rather than a slow one.
 pub const DEFAULT_INTER_CHUNK_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest duration any key accepts (a year): far beyond any sensible
@@ -91,6 +96,10 @@ pub struct Workload {
     /// `target_lost_after` (default 100, 0 = never): this many connection failures in a row,
     /// across the burst, end it early as `target_lost` (every record up to then kept).
     pub target_lost_after: u64,
+    /// `memory_budget_mib` (default 1024, 0 = none): what the burst's client may keep in memory.
+    /// A burst whose planned requests would need more is refused before it starts; one that
+    /// reaches it (a long closed loop) ends early, every record up to then kept.
+    pub memory_budget_mib: u64,
     /// `inter_chunk_timeout` (default `"30s"`): after the first token, the longest wait for the
     /// next one before the stream counts as stalled (`stall_timeout`); `timeout` still bounds it.
     #[serde(with = "humantime_serde")]
@@ -136,6 +145,7 @@ impl Default for Workload {
             connect_timeout: Duration::from_secs(10),
             inter_chunk_timeout: DEFAULT_INTER_CHUNK_TIMEOUT,
             target_lost_after: DEFAULT_TARGET_LOST_AFTER,
+            memory_budget_mib: DEFAULT_MEMORY_BUDGET_MIB,
             cold_connections: false,
             goodput: Slo::default(),
             idle_window: Duration::from_secs(1),
@@ -238,6 +248,11 @@ pub struct WorkloadPatch {
     #[arg(long)]
     #[serde(skip)]
     pub target_lost_after: Option<u64>,
+    /// What the burst's client may keep in memory, MiB (0: no limit) [default: 1024]. A burst
+    /// planned past it is refused; one that reaches it ends early.
+    #[arg(long)]
+    #[serde(skip)]
+    pub memory_budget_mib: Option<u64>,
     /// Goodput SLOs in ms, e.g. --goodput ttft:500 tpot:50 e2el:5000.
     #[arg(long, num_args = 1.., value_parser = parse_slo_term)]
     #[serde(skip)]
@@ -287,6 +302,7 @@ impl WorkloadPatch {
             ("connect_timeout", p.connect_timeout.is_some()),
             ("inter_chunk_timeout", p.inter_chunk_timeout.is_some()),
             ("target_lost_after", p.target_lost_after.is_some()),
+            ("memory_budget_mib", p.memory_budget_mib.is_some()),
             ("cold_connections", p.cold_connections.is_some()),
             ("goodput.ttft_ms", slo(|s| s.ttft_ms)),
             ("goodput.tpot_ms", slo(|s| s.tpot_ms)),
@@ -359,6 +375,7 @@ impl Workload {
         set(&mut self.connect_timeout, p.connect_timeout);
         set(&mut self.inter_chunk_timeout, p.inter_chunk_timeout);
         set(&mut self.target_lost_after, p.target_lost_after);
+        set(&mut self.memory_budget_mib, p.memory_budget_mib);
         set(&mut self.cold_connections, p.cold_connections);
         if let Some(terms) = &p.goodput {
             self.goodput = terms.iter().fold(Slo::default(), |acc, t| acc.merged(t));
@@ -406,6 +423,18 @@ impl Workload {
         }
     }
 
+    /// What the planned requests (warm-up included) need of client memory, when their number
+    /// is known before the burst (a count, or a rate over a duration; a closed loop over a
+    /// duration is checked as it runs).
+    pub fn planned_memory_bytes(&self) -> Option<u64> {
+        let requests = match (self.duration, self.requests, self.rate) {
+            (Some(d), _, Some(rate)) if rate.is_finite() && rate > 0.0 => (rate * d.as_secs_f64()).ceil() as u64,
+            (Some(_), _, _) => return None,
+            (None, n, _) => n.unwrap_or(DEFAULT_REQUESTS),
+        };
+        Some(requests.saturating_add(self.warmup).saturating_mul(RETAINED_BYTES_PER_REQUEST))
+    }
+
     /// Every rule between this workload's values. Keys are the workload's own
     /// (`concurrency`, `first_token_timeout`); each surface names them its way
     /// ([`Problem::render`]).
@@ -440,6 +469,19 @@ impl Workload {
         }
         if w.max_tokens == 0 {
             out.push(Problem::new("max_tokens", "must be at least 1"));
+        }
+        if let Some(need) = w.planned_memory_bytes()
+            && w.memory_budget_mib > 0
+            && need > w.memory_budget_mib.saturating_mul(1 << 20)
+        {
+            out.push(Problem::new(
+                "memory_budget_mib",
+                format!(
+                    "the burst's planned requests need about {} MiB of client memory ({RETAINED_BYTES_PER_REQUEST} bytes per request), over the budget of {} MiB: raise memory_budget_mib, or plan fewer requests",
+                    need.div_ceil(1 << 20),
+                    w.memory_budget_mib
+                ),
+            ));
         }
         if let Some(t) = w.temperature
             && !(t.is_finite() && t >= 0.0)
@@ -698,6 +740,32 @@ mod tests {
             assert!(bad(Workload { rate: Some(rate), ..Workload::default() }), "{rate}");
         }
         assert!(!bad(Workload { rate: Some(2.5), poisson: true, ..Workload::default() }));
+    }
+
+    #[test]
+    fn a_burst_planned_past_its_memory_budget_is_refused_before_it_starts() {
+        // 1 MiB holds 43,690 requests' statistics (24 bytes each).
+        let w = |requests, rate: Option<f64>, duration: Option<u64>| Workload {
+            requests,
+            rate,
+            duration: duration.map(Duration::from_secs),
+            memory_budget_mib: 1,
+            ..Workload::default()
+        };
+        let problems = |w: Workload| w.validate().iter().map(|p| p.render(str::to_owned)).collect::<Vec<_>>();
+        assert!(problems(w(Some(43_000), None, None)).is_empty());
+        let ps = problems(w(Some(50_000), None, None));
+        assert_eq!(ps.len(), 1, "{ps:?}");
+        assert!(ps[0].starts_with("memory_budget_mib: the burst's planned requests need about 2 MiB"), "{ps:?}");
+        // A rate over a duration is a known number of requests too; a closed loop over a
+        // duration is not (it is stopped when it reaches the budget instead).
+        assert_eq!(problems(w(None, Some(1000.0), Some(60))).len(), 1);
+        assert!(problems(w(None, None, Some(3600))).is_empty());
+        assert!(problems(Workload { memory_budget_mib: 0, ..w(Some(u64::MAX), None, None) }).is_empty(), "0: no limit");
+        assert!(
+            problems(Workload { requests: Some(10_000_000), ..Workload::default() }).is_empty(),
+            "the default holds 10M"
+        );
     }
 
     #[test]
