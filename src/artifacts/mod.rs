@@ -135,7 +135,7 @@ pub struct RunResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_budget_exceeded: Option<String>,
     /// Runs of connection failures folded beyond their first records: counted in `failed` and
-    /// `errors`, absent from `requests.jsonl` (`record::fold_failure_runs`).
+    /// `errors`, absent from `requests.jsonl` (`record::FailureFolder`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub folded_failures: Vec<FoldedFailures>,
     #[serde(flatten)]
@@ -405,17 +405,6 @@ pub fn save(dir: &Path, result: &RunResult) -> Result<(), RunError> {
         write_atomic(&dir.join(name), text.as_bytes())?;
     }
     Ok(())
-}
-
-/// The records as `requests.jsonl` holds them: one JSON object per line.
-pub fn requests_jsonl(records: &[RequestRecord]) -> Vec<u8> {
-    let mut lines = Vec::new();
-    for r in records {
-        // Serializing plain data cannot fail; an empty line would show if it did.
-        lines.extend(serde_json::to_vec(r).unwrap_or_default());
-        lines.push(b'\n');
-    }
-    lines
 }
 
 /// The result as `result.json` holds it (pretty JSON, newline-terminated).

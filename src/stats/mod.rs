@@ -262,7 +262,7 @@ impl Accumulator {
     }
 }
 
-/// Count the measured requests folded into runs of failures (`record::fold_failure_runs`): they
+/// Count the measured requests folded into runs of failures (`record::FailureFolder`): they
 /// are requests and failures of their kind like any other; they have no latency and no record,
 /// so no other figure changes.
 pub fn add_folded(stats: &mut ClientStats, folded: &[crate::record::FoldedFailures]) {
