@@ -109,19 +109,23 @@ async fn a_fleets_counts_are_the_sum_of_its_replicas_and_each_share_is_reported(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_clients_on_one_replica_are_subtracted_from_the_fleet() {
     let fleet = Fleet::start().await;
-    // Another client on replica b only: 20 req/s for 8 s, spanning the idle window and the burst.
+    // Another client on replica b only: 10 req/s for 8 s, spanning the idle window and the burst.
+    // Its rate is estimated from the idle window (2 s: about 20 of its requests) and subtracted
+    // over the burst (about 25 of them); the burst is large beside that estimate's error (one
+    // request either way in the window is 1 to 2% of 120: with 60 requests at 20 req/s it was
+    // up to 6% and the check sometimes SKIPped instead of passing).
     let b_url = fleet.b.base_url();
     let bg = tokio::spawn(async move {
-        burst(&b_url, &strings(&["--rate", "20", "--duration", "8s", "--max-tokens", "4", "--skip-validation"])).await
+        burst(&b_url, &strings(&["--rate", "10", "--duration", "8s", "--max-tokens", "4", "--skip-validation"])).await
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut args = strings(&["--requests", "60", "--concurrency", "4", "--max-tokens", "16", "--idle-window", "1s"]);
+    let mut args = strings(&["--requests", "120", "--concurrency", "8", "--max-tokens", "16", "--idle-window", "2s"]);
     args.extend(fleet.metrics_flags());
     let r = burst(&fleet.url, &args).await;
     bg.await.unwrap();
     let v = r.validation.as_ref().unwrap();
     let rate = v.server_info.background_request_rate.unwrap();
-    assert!((10.0..30.0).contains(&rate), "background rate {rate}");
+    assert!((5.0..15.0).contains(&rate), "background rate {rate}");
     assert_eq!(check(&r, "request_count").status, Status::Pass, "{:?}", check(&r, "request_count"));
     // Replica b's share holds the other client's requests too: it finished more than a.
     let share = |s: &SimHandle| {
