@@ -250,23 +250,16 @@ pub struct SpoolWriter {
 impl SpoolWriter {
     /// A spool in the temporary directory; records are held in memory when it cannot be made.
     pub fn new() -> Self {
-        let file = match tempfile::tempfile() {
-            Ok(f) => Some(f),
-            Err(e) => {
-                tracing::warn!(error = %e, "no spool file for the records (they are held in memory)");
-                None
+        let mut w = SpoolWriter::in_memory();
+        match tempfile::tempfile() {
+            Ok(f) => {
+                w.file = Some(f);
+                w.writable = true;
+                w.block.reserve(BLOCK);
             }
-        };
-        SpoolWriter {
-            writable: file.is_some(),
-            file,
-            block: Vec::with_capacity(BLOCK),
-            bytes: 0,
-            records: 0,
-            in_block: 0,
-            tail: Vec::new(),
-            tail_chunk_bytes: 0,
+            Err(e) => tracing::warn!(error = %e, "no spool file for the records (they are held in memory)"),
         }
+        w
     }
 
     /// Records held in memory from the start (no spool).

@@ -44,7 +44,7 @@ pub struct Observation<'a> {
 /// The verdicts of one burst; None without a Prometheus observation.
 pub fn assess(obs: &Observation<'_>, client: &ClientSide<'_>, tolerances: &Tolerances) -> Option<Validation> {
     let prometheus = obs.prometheus.as_ref()?;
-    let figures = client_figures(client.stats, client.records);
+    let figures = client_figures(client.stats);
     let (section, info) = evaluate(prometheus, &figures, tolerances);
     let docker_logs = obs.logs.as_ref().map(|logs| match logs {
         LogsInput::Unavailable { reason, containers } => DockerLogsValidation::skipped(reason, containers.clone()),

@@ -7,28 +7,24 @@ use crate::promtext::Exposition;
 use crate::record::Outcome;
 use crate::server::GaugePeaks;
 use crate::server::catalogue::{self, background, model_filter, server_figures};
-use crate::spool::EachRecord;
 use crate::stats::ClientStats;
 
 /// What the client saw, in the units the server checks compare.
-pub fn client_figures(stats: &ClientStats, records: &(impl EachRecord + ?Sized)) -> ClientFigures {
+pub fn client_figures(stats: &ClientStats) -> ClientFigures {
     // Requests the server may have started but never finished (vLLM counts
     // their tokens, not them): everything that failed after the connection.
-    let mut aborted = 0u64;
-    records.each(&mut |r| {
-        aborted += u64::from(
-            !r.warmup
-                && matches!(
-                    r.outcome,
-                    Outcome::Timeout
-                        | Outcome::FirstTokenTimeout
-                        | Outcome::StallTimeout
-                        | Outcome::LineTooLong
-                        | Outcome::StreamCut
-                        | Outcome::Cancelled
-                ),
-        );
-    });
+    // The statistics count every measured failure by kind already.
+    let aborted = [
+        Outcome::Timeout,
+        Outcome::FirstTokenTimeout,
+        Outcome::StallTimeout,
+        Outcome::LineTooLong,
+        Outcome::StreamCut,
+        Outcome::Cancelled,
+    ]
+    .iter()
+    .filter_map(|o| stats.errors.get(o.as_label()))
+    .sum();
     ClientFigures {
         completed: stats.completed,
         aborted,
