@@ -135,20 +135,24 @@ async fn client_timeouts_do_not_break_the_verdict() {
 async fn background_traffic_is_measured_and_subtracted() {
     let sim = sim_with(fast()).await;
     let url = sim.base_url();
-    // Another client: 20 req/s for 4 s, spanning the idle window and the burst.
+    // Another client: 10 req/s for 7 s, spanning the idle window and the burst. Its rate is
+    // estimated over the 2 s idle window (about 20 of its requests) and subtracted over the
+    // burst (about 2 s): one request either way in the window, or one of its arrivals late on a
+    // loaded machine, is 1 to 2% of 120. With 60 requests, 20 req/s and a 1 s window it was up
+    // to 5.3% in a fresh-clone CI run, and the check SKIPped instead of passing.
     let bg = tokio::spawn(async move {
-        burst(&url, &["--rate", "20", "--duration", "4s", "--max-tokens", "4", "--skip-validation"]).await
+        burst(&url, &["--rate", "10", "--duration", "7s", "--max-tokens", "4", "--skip-validation"]).await
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let r = burst(
         &sim.base_url(),
-        &["--requests", "60", "--concurrency", "4", "--max-tokens", "16", "--idle-window", "1s"],
+        &["--requests", "120", "--concurrency", "8", "--max-tokens", "16", "--idle-window", "2s"],
     )
     .await;
     bg.await.unwrap();
     let v = r.validation.as_ref().unwrap();
     let rate = v.server_info.background_request_rate.unwrap();
-    assert!((10.0..30.0).contains(&rate), "background rate {rate}");
+    assert!((5.0..15.0).contains(&rate), "background rate {rate}");
     assert!(v.prometheus.reason.as_deref().unwrap().contains("other clients"), "{v:#?}");
     assert_eq!(check(&r, "request_count").status, Status::Pass, "{:?}", check(&r, "request_count"));
     sim.shutdown().await;
