@@ -3,8 +3,11 @@
 //!
 //!     cargo bench --bench versus
 //!
-//! The reference server is `llm-loadtest sim` in its own process: first token at once (true
-//! TTFT about 0), then one token per chunk. Two loads:
+//! Two reference servers, each answering with the first token at once (true TTFT about 0), then
+//! one token per chunk: the smallest streaming server (`support/reference.rs`, on its own two
+//! threads in this process: no engine, metrics or logs, so its cost is as small as a server's can
+//! be and the clients are what is measured), and `llm-loadtest sim` in its own process (the
+//! whole simulated vLLM: engine, metrics, access log). Two loads on each:
 //! 1. 512 concurrent streams, 3,072 requests of 64 tokens 10 ms apart: median and p99 TTFT
 //!    (the first wave included: both clients open their connections as they do by default).
 //! 2. 64 concurrent streams with no delay at all, 6,400 requests of 64 tokens: requests/s.
@@ -17,8 +20,13 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use std::time::Duration;
+
 mod support;
 use support::{BIN, free_port, simulator_with_gaps};
+#[path = "support/reference.rs"]
+mod reference;
+use reference::ReferenceServer;
 
 struct Load {
     name: &'static str,
@@ -106,27 +114,57 @@ fn row(client: &str, f: &Result<Figures, String>) {
     }
 }
 
+/// A reference server, stopped when dropped.
+enum Server {
+    /// Held for its `Drop`, which stops it.
+    Minimal(#[allow(dead_code)] ReferenceServer),
+    Sim(std::process::Child),
+}
+
+impl Server {
+    fn start(minimal: bool, port: u16, load: &Load) -> Server {
+        if minimal {
+            Server::Minimal(ReferenceServer::start(port, 64, Duration::from_millis(load.itl_ms.into())))
+        } else {
+            Server::Sim(simulator_with_gaps(port, 64, load.itl_ms))
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Server::Sim(child) = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 fn main() {
     let home = PathBuf::from(std::env::var("REAL_VLLM_HOME").unwrap_or_else(|_| "/var/tmp/real-vllm".into()));
     let dir = tempfile::tempdir().unwrap();
-    for load in &LOADS {
-        let port = free_port();
-        let mut sim = simulator_with_gaps(port, 64, load.itl_ms);
-        let url = format!("http://127.0.0.1:{port}");
-        println!("== {} ({} requests), reference server: llm-loadtest sim ==", load.name, load.requests);
-        println!("  {:<20} {:>9} {:>12} {:>12} {:>10}", "client", "completed", "TTFT p50 ms", "TTFT p99 ms", "req/s");
-        let ours = ours(&url, load, dir.path());
-        row("llm-loadtest run", &ours);
-        let theirs = theirs(&url, load, dir.path(), &home);
-        row("vllm bench serve", &theirs);
-        if let (Ok(o), Ok(t)) = (&ours, &theirs) {
+    for (minimal, server_name) in [(true, "the minimal streaming server"), (false, "llm-loadtest sim")] {
+        for load in &LOADS {
+            let port = free_port();
+            let server = Server::start(minimal, port, load);
+            let url = format!("http://127.0.0.1:{port}");
+            println!("== {} ({} requests), reference server: {server_name} ==", load.name, load.requests);
             println!(
-                "  ratio (ours / theirs): TTFT p99 {:.3}, req/s {:.1}",
-                o.p99_ttft_ms / t.p99_ttft_ms,
-                o.request_throughput / t.request_throughput
+                "  {:<20} {:>9} {:>12} {:>12} {:>10}",
+                "client", "completed", "TTFT p50 ms", "TTFT p99 ms", "req/s"
             );
+            let ours = ours(&url, load, dir.path());
+            row("llm-loadtest run", &ours);
+            let theirs = theirs(&url, load, dir.path(), &home);
+            row("vllm bench serve", &theirs);
+            if let (Ok(o), Ok(t)) = (&ours, &theirs) {
+                println!(
+                    "  ratio (ours / theirs): TTFT p99 {:.3}, req/s {:.1}",
+                    o.p99_ttft_ms / t.p99_ttft_ms,
+                    o.request_throughput / t.request_throughput
+                );
+            }
+            drop(server);
         }
-        let _ = sim.kill();
-        let _ = sim.wait();
     }
 }

@@ -59,9 +59,22 @@ impl SseDecoder {
             bytes = &bytes[1..];
         }
         self.after_cr = false;
-        while let Some(end) = bytes.iter().position(|b| *b == b'\n' || *b == b'\r') {
-            self.append(&bytes[..end])?;
-            self.end_line(out)?;
+        while let Some(end) = memchr::memchr2(b'\n', b'\r', bytes) {
+            if self.line.is_empty() {
+                // The whole line is in this read (the usual case): read it where it lies.
+                if end > self.limits.max_line_bytes {
+                    return Err(SseError::LineTooLong(self.limits.max_line_bytes));
+                }
+                self.end_line(&bytes[..end], out)?;
+            } else {
+                self.append(&bytes[..end])?;
+                // Taken and given back so that its buffer is reused for the next line.
+                let line = std::mem::take(&mut self.line);
+                let ended = self.end_line(&line, out);
+                self.line = line;
+                self.line.clear();
+                ended?;
+            }
             let crlf = bytes[end] == b'\r' && bytes.get(end + 1) == Some(&b'\n');
             if bytes[end] == b'\r' && end + 1 == bytes.len() {
                 self.after_cr = true;
@@ -85,8 +98,7 @@ impl SseDecoder {
         Ok(())
     }
 
-    fn end_line(&mut self, out: &mut Vec<String>) -> Result<(), SseError> {
-        let line = std::mem::take(&mut self.line);
+    fn end_line(&mut self, line: &[u8], out: &mut Vec<String>) -> Result<(), SseError> {
         if line.is_empty() {
             if self.has_data {
                 out.push(std::mem::take(&mut self.data));
@@ -94,7 +106,7 @@ impl SseDecoder {
             }
             return Ok(());
         }
-        let line = std::str::from_utf8(&line).map_err(|_| SseError::NotUtf8)?;
+        let line = std::str::from_utf8(line).map_err(|_| SseError::NotUtf8)?;
         let (field, value) = match line.split_once(':') {
             Some(("", _)) => return Ok(()), // a comment
             Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
