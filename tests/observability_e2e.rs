@@ -288,6 +288,11 @@ settle_timeout = "2s"
 [targets.sim.schedule]
 interval = "3s"
 
+# Bursts of about 150 ms: one stall of a loaded machine makes a run's throughput 25% worse than
+# its baseline. The 20 ms -> 220 ms TTFT step below is about +1000%.
+[targets.sim.tolerances]
+regression = 1.0
+
 # Shared by one worker process, triggered once: the workers' panels have data.
 [targets.fleet]
 url = "{sim}"
@@ -442,7 +447,8 @@ scrape_configs:
     })
     .await;
     // Prometheus saw the counters reset once.
-    let resets = query(&prom, r#"resets(llm_loadtest_runs_total{target="sim",result="success"}[10m])"#).await.unwrap();
+    // Whichever result the runs had (success or warn: latency checks near their floor on a loaded machine).
+    let resets = query(&prom, r#"resets(llm_loadtest_runs_total{target="sim"}[10m])"#).await.unwrap();
     assert!(resets.iter().any(|s| s["value"][1] != "0"), "no reset seen: {}", json!(resets));
     let caused_by_a_restart = [
         "LlmLoadtestServerLogErrors",

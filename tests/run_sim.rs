@@ -45,7 +45,9 @@ async fn ttft_and_itl_match_the_simulator_and_tokens_are_exact() {
     let after = metric(&sim.base_url(), "vllm:generation_tokens_total").await;
     assert_eq!(after - before, (24 * 16) as f64, "the server generated exactly what the client counted");
     let ttft = r.client.ttft_ms.median.unwrap();
-    assert!((50.0..58.0).contains(&ttft), "median TTFT {ttft} ms should be a few ms above 50");
+    // Above 50 by the client's own delays: a few ms alone, up to tens of ms on a loaded 2-core
+    // machine running the other tests of this binary.
+    assert!((50.0..75.0).contains(&ttft), "median TTFT {ttft} ms should be a few ms above 50");
     let itl = r.client.itl_ms.median.unwrap();
     assert!((9.0..13.0).contains(&itl), "median ITL {itl} ms should be about 10");
     // 15 gaps per request: one per chunk after the first.
@@ -184,8 +186,14 @@ async fn duration_warmup_and_cancel() {
     let p = run::prepare(&a, &url::Url::parse(&sim.base_url()).unwrap(), "sim-model", "t", None).unwrap();
     let cancel = CancellationToken::new();
     let c2 = cancel.clone();
+    let sim_url = sim.base_url();
     tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Once the server runs all 4 (each takes about a second): a fixed pause could end before
+        // a loaded machine had sent them, and then nothing would be in flight to cancel.
+        let t = std::time::Instant::now();
+        while metric(&sim_url, "vllm:num_requests_running").await < 4.0 && t.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         c2.cancel();
     });
     let r = burst::run(p, "t".into(), cancel, None).await;

@@ -474,7 +474,8 @@ async fn info_routes_look_like_vllm() {
 
 #[tokio::test]
 async fn max_running_queues_requests_fifo() {
-    let ttft = Duration::from_millis(300);
+    // Long beside the fixed pause below, so a late task on a loaded machine changes nothing.
+    let ttft = Duration::from_millis(1000);
     let sim = start_with(|c| {
         c.max_running = 1;
         c.ttft = LatencyDist::Fixed(ttft);
@@ -494,9 +495,12 @@ async fn max_running_queues_requests_fifo() {
     let first = tokio::spawn(send("first"));
     tokio::time::sleep(Duration::from_millis(50)).await;
     let second = tokio::spawn(send("second"));
-    // While the first runs, the second waits.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let during = sim.metrics().await;
+    // While the first runs, the second waits (polled: it is there once the second arrived).
+    let mut during = sim.metrics().await;
+    while series(&during, &vllm("num_requests_waiting")) < 1.0 && start.elapsed() < ttft.mul_f64(0.8) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        during = sim.metrics().await;
+    }
     assert_eq!(series(&during, &vllm("num_requests_running")), 1.0);
     assert_eq!(series(&during, &vllm("num_requests_waiting")), 1.0);
     let (a, b) = (first.await.unwrap(), second.await.unwrap());
@@ -507,7 +511,8 @@ async fn max_running_queues_requests_fifo() {
     // The second request's TTFT clock starts only when a slot frees up.
     assert!(t2.duration_since(t1) >= ttft.mul_f64(0.9), "{:?}", t2 - t1);
     let after = sim.metrics().await;
-    assert!(series(&after, &vllm("request_queue_time_seconds_sum")) >= 0.2);
+    // The second waited from its arrival (about 50 ms after the first) to the first's end.
+    assert!(series(&after, &vllm("request_queue_time_seconds_sum")) >= 0.5);
     sim.handle.shutdown().await;
 }
 

@@ -78,7 +78,8 @@ async fn every_finished_request_has_its_span_and_its_received_line() {
         let prefill = t.server_breakdown.prefill_ms.as_ref().unwrap().mean;
         assert!((49.0..80.0).contains(&prefill), "prefill {prefill} ms");
         let decode = t.server_breakdown.decode_ms.as_ref().unwrap().mean;
-        assert!((13.0..60.0).contains(&decode), "decode {decode} ms");
+        // 7 gaps of 2 ms; a first token sent late shortens it (the tokens keep their deadlines).
+        assert!((7.0..60.0).contains(&decode), "decode {decode} ms");
         let ids: Vec<String> = received_ids(&lines).into_iter().filter(|id| id.contains(run_id)).collect();
         assert_eq!(ids.len(), 24, "{endpoint}: {ids:?}");
         assert!(ids.iter().all(|id| id.starts_with(prefix) && id.ends_with(suffix)), "{ids:?}");

@@ -96,11 +96,14 @@ async fn a_counter_reset_mid_burst_skips_instead_of_warning() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_timeouts_do_not_break_the_verdict() {
-    // Output lengths 4..60 at 15 ms per token, a 450 ms limit: some requests
-    // finish, the long ones time out and vLLM-style are never counted.
+    // Output lengths 1..8 at 100 ms per token after a 100 ms first token, a 450 ms limit: the
+    // requests of 1 to 4 tokens end by 400 ms, the longer ones are cut at 450 ms and never
+    // reach their 500 ms: every end is 50 ms from the limit, so a loaded machine's delays
+    // cannot move a request from one side to the other (with 15 ms gaps, a request ending at
+    // 445 ms had to be read within 5 ms). Cut ones are vLLM-style never counted.
     let sim = sim_with(SimConfig {
-        itl: LatencyDist::Fixed(Duration::from_millis(15)),
-        output_tokens: LengthDist::Uniform { min: 4, max: 60 },
+        itl: LatencyDist::Fixed(Duration::from_millis(100)),
+        output_tokens: LengthDist::Uniform { min: 1, max: 8 },
         ..fast()
     })
     .await;
@@ -112,11 +115,11 @@ async fn client_timeouts_do_not_break_the_verdict() {
             "--concurrency",
             "6",
             "--max-tokens",
-            "60",
+            "8",
             "--timeout",
             "450ms",
             "--first-token-timeout",
-            "400ms",
+            "300ms",
         ],
     )
     .await;

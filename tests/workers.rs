@@ -108,7 +108,8 @@ async fn four_workers_share_one_burst_and_it_is_judged_once() {
     assert_eq!(names, ["w0", "w1", "w2", "w3"], "one shard per worker");
     assert!(shards.iter().all(|s| s["completed"] == 50 && s["lost"].is_null()), "{shards:#?}");
     // One start for all: each shard's measured load began at the shared instant.
-    assert!(shards.iter().all(|s| s["start_lag_s"].as_f64().unwrap() < 1.5), "{shards:#?}");
+    // (Within seconds: four debug-build processes on two loaded cores may start a little late.)
+    assert!(shards.iter().all(|s| s["start_lag_s"].as_f64().unwrap() < 5.0), "{shards:#?}");
 
     // The stored records are every shard's, each request index once, and the percentiles are
     // those of all of them together (not an average of the shards').
