@@ -242,7 +242,7 @@ pub struct WorkerArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// Exit after running this many shards (default: until stopped).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::workload::spec::parse_count::<u64>)]
     pub max_shards: Option<u64>,
 }
 
@@ -319,6 +319,25 @@ mod tests {
         assert!(run(&["--extra-body", "[1]"]).unwrap_err().contains("JSON object"));
         assert!(run(&["--extra-body", "{"]).unwrap_err().contains("not valid JSON"));
         assert_eq!(run(&["--rate", "-1"]).unwrap().rate, Some(-1.0));
+        // A negative count is refused with the range it must be in, not as an unknown argument.
+        for flag in [
+            "--requests",
+            "--concurrency",
+            "--seed",
+            "--warmup",
+            "--max-tokens",
+            "--target-lost-after",
+            "--memory-budget-mib",
+        ] {
+            let e = run(&[flag, "-3"]).unwrap_err();
+            assert!(e.contains("invalid value '-3'") && e.contains("must be 0 or more"), "{flag}: {e}");
+        }
+        assert!(run(&["--concurrency", "5000000000"]).unwrap_err().contains("too large"));
+        assert!(run(&["--requests", "ten"]).unwrap_err().contains("whole number"));
+        assert_eq!(
+            run(&["--requests", "0", "--concurrency", "7"]).map(|p| (p.requests, p.concurrency)),
+            Ok((Some(0), Some(7)))
+        );
     }
 
     #[test]

@@ -160,6 +160,8 @@ impl Default for Workload {
 /// defaults here: an absent flag is `None`); a trigger body is its serde form,
 /// where only the load-shape keys exist (`#[serde(skip)]` keys are "unknown
 /// field" to a trigger, so a trigger cannot name a file or change timeouts).
+/// Count flags take a leading `-` as a value (`allow_negative_numbers`), so that
+/// `--concurrency -3` is told it must be 0 or more instead of "unexpected argument '-3'".
 #[derive(Debug, Clone, Default, PartialEq, clap::Args, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkloadPatch {
@@ -171,7 +173,7 @@ pub struct WorkloadPatch {
     #[arg(long = "no-stream", num_args = 0, default_missing_value = "false")]
     pub stream: Option<bool>,
     /// Stop after this many measured requests (default 100 when no --duration).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count::<u64>)]
     pub requests: Option<u64>,
     /// Stop starting requests after this long (e.g. 30s); requests in flight finish.
     #[arg(long, value_parser = parse_duration)]
@@ -179,7 +181,7 @@ pub struct WorkloadPatch {
     pub duration: Option<Duration>,
     /// Requests in flight. Without --rate: a closed loop at exactly this concurrency (default 8).
     /// With --rate: a cap on requests in flight (default: no cap).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count::<u32>)]
     pub concurrency: Option<u32>,
     /// Open loop: start this many requests per second.
     #[arg(long, allow_negative_numbers = true)]
@@ -188,13 +190,13 @@ pub struct WorkloadPatch {
     #[arg(long, num_args = 0, default_missing_value = "true")]
     pub poisson: Option<bool>,
     /// Seed of the synthetic prompts, of lengths drawn from a range and of Poisson gaps [default: 0].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count::<u64>)]
     pub seed: Option<u64>,
     /// Requests sent first and left out of every statistic [default: 0].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count::<u64>)]
     pub warmup: Option<u64>,
     /// max_tokens of each request [default: 128].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count::<u32>)]
     pub max_tokens: Option<u32>,
     /// Send ignore_eos (vLLM extension) so every request generates exactly --max-tokens.
     #[arg(long, num_args = 0, default_missing_value = "true")]
@@ -245,12 +247,12 @@ pub struct WorkloadPatch {
     pub cold_connections: Option<bool>,
     /// End the burst early as target_lost after this many connection failures in a row
     /// (0: never) [default: 100].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count::<u64>)]
     #[serde(skip)]
     pub target_lost_after: Option<u64>,
     /// What the burst's client may keep in memory, MiB (0: no limit) [default: 1024]. A burst
     /// planned past it is refused; one that reaches it ends early.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count::<u64>)]
     #[serde(skip)]
     pub memory_budget_mib: Option<u64>,
     /// Goodput SLOs in ms, e.g. --goodput ttft:500 tpot:50 e2el:5000.
@@ -625,6 +627,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err("the duration must be more than zero".into());
     }
     Ok(d)
+}
+
+/// A count flag: a whole number, 0 or more, that fits `T` (clap's own parser says "invalid
+/// digit found in string" to `-3` for a u64).
+pub fn parse_count<T: TryFrom<u64>>(s: &str) -> Result<T, String> {
+    if s.trim_start().starts_with('-') {
+        return Err("must be 0 or more".into());
+    }
+    let n: u64 = s.trim().parse().map_err(|_| "must be a whole number, 0 or more".to_owned())?;
+    T::try_from(n).map_err(|_| format!("{n} is too large here"))
 }
 
 fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
