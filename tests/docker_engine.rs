@@ -311,10 +311,12 @@ async fn sim_container_logs_its_requests() {
     let c = client().await;
     let port = free_port();
     let port_s = port.to_string();
+    // Taken before the start: on a dockerd busy with the other tests, `docker run -d` may return
+    // after the startup line was written.
+    let t0 = Timestamp::now();
     let sim = Container::run("sim-logs", &[], SIM_IMAGE, &["sim", "--port", &port_s, "--host", "127.0.0.1"]);
     // Wait until it answers.
     let deadline = Instant::now() + Duration::from_secs(30);
-    let t0 = Timestamp::now();
     loop {
         if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
             use std::io::{Read, Write};
@@ -330,8 +332,15 @@ async fn sim_container_logs_its_requests() {
         assert!(Instant::now() < deadline, "the simulator container did not answer");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let got = window_vec(&c, &sim.id, t0 - SignedDuration::from_secs(1), Timestamp::now()).await;
+    // The access line is written as the response starts: polled, not waited for a fixed time.
+    let has = |got: &[TimedLine], text: &str| got.iter().any(|l| l.text.contains(text));
+    let access = "\"GET /v1/models HTTP/1.1\" 200";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got = window_vec(&c, &sim.id, t0 - SignedDuration::from_secs(1), Timestamp::now()).await;
+    while !(has(&got, "Starting vLLM server") && has(&got, access)) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        got = window_vec(&c, &sim.id, t0 - SignedDuration::from_secs(1), Timestamp::now()).await;
+    }
     assert!(got.iter().any(|l| l.text.contains("Starting vLLM server")), "{:?}", texts(&got));
     assert!(got.iter().any(|l| l.text.contains("\"GET /v1/models HTTP/1.1\" 200")), "{:?}", texts(&got));
     assert_time_ordered(&got);

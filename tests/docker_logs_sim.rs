@@ -18,6 +18,36 @@ use common::docker::docker;
 const IMAGE: &str = "llm-loadtest:local";
 
 /// The simulator in a host-network container, removed when dropped.
+/// Until the simulator at `url` runs a request (the burst took its first container state and
+/// started its load: a restart then falls inside the burst), at most 10 s, then 300 ms more.
+/// A fixed pause could end before a burst on a dockerd busy with the other tests had begun.
+fn wait_for_load(url: &str) {
+    let addr = url.trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if running_requests(&addr).is_some_and(|n| n >= 1.0) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+/// `vllm:num_requests_running` summed, from a plain HTTP/1.1 GET of `/metrics`.
+fn running_requests(addr: &str) -> Option<f64> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    let values = body
+        .lines()
+        .filter(|l| l.starts_with("vllm:num_requests_running"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+    Some(values.sum())
+}
+
 struct SimContainer {
     name: String,
     url: String,
@@ -150,9 +180,9 @@ async fn injected_error_bursts_raise_the_warning_flag() {
 #[ignore = "needs a Docker Engine and the llm-loadtest:local image: run scripts/test.sh"]
 async fn a_restart_during_the_burst_skips_the_log_checks() {
     let c = SimContainer::start("restart", &[]);
-    let name = c.name.clone();
+    let (name, url) = (c.name.clone(), c.url.clone());
     let restarter = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(1200));
+        wait_for_load(&url);
         docker(&["restart", "-t", "0", &name]);
     });
     let r = burst(&c, &["--duration", "4s", "--concurrency", "2", "--timeout", "5s"]).await;
@@ -252,9 +282,9 @@ async fn a_fleets_container_logs_are_judged_together() {
 async fn a_fleet_container_restarted_mid_burst_is_named_and_the_log_checks_skip() {
     let a = SimContainer::start("named-a", &[]);
     let b = SimContainer::start("named-b", &[]);
-    let name = b.name.clone();
+    let (name, url) = (b.name.clone(), b.url.clone());
     let restarter = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(1200));
+        wait_for_load(&url);
         docker(&["restart", "-t", "0", &name]);
     });
     let containers = ["--container", a.name.as_str(), "--container", b.name.as_str()];
