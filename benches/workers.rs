@@ -21,9 +21,8 @@ use llm_loadtest::{artifacts, burst, run};
 use tokio_util::sync::CancellationToken;
 
 mod support;
-use support::{free_port, simulator, status_mib};
+use support::{BIN, free_port, simulator, status_mib};
 
-const BIN: &str = env!("CARGO_BIN_EXE_llm-loadtest");
 const REQUESTS: u64 = 20_000;
 
 /// User + system CPU seconds of this process (every thread), from /proc/self/stat.
@@ -174,6 +173,17 @@ fn main() {
 
     println!("== merge of 1,000,000 records (4 shards of 250,000) ==");
     let shards = million_record_shards();
+    // The same shards saved, for `llm-loadtest merge DIR...` as a user runs it (its own process).
+    let saved = tempfile::tempdir().unwrap();
+    let dirs: Vec<std::path::PathBuf> = shards
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let d = saved.path().join(format!("shard-{i}"));
+            artifacts::save(&d, r).unwrap();
+            d
+        })
+        .collect();
     let rss_before = status_mib("VmRSS:");
     let t = Instant::now();
     let merged = llm_loadtest::merge::merge(shards).unwrap();
@@ -186,4 +196,27 @@ fn main() {
         rss_before,
         status_mib("VmRSS:")
     );
+    drop(merged);
+    // `/usr/bin/time -f "%e %M"`: wall seconds and the process's peak RSS in KiB.
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%e %M", BIN, "merge"])
+        .args(&dirs)
+        .arg("--out")
+        .arg(saved.path().join("merged"))
+        .stdout(std::process::Stdio::null())
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let text = String::from_utf8_lossy(&o.stderr);
+            let mut last = text.lines().last().unwrap_or("").split_whitespace();
+            let secs: f64 = last.next().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+            let peak_kib: f64 = last.next().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+            println!(
+                "llm-loadtest merge of the 4 saved shard directories (read, joined, written): {secs:.2} s, peak RSS {:.0} MiB",
+                peak_kib / 1024.0
+            );
+        }
+        Ok(o) => println!("llm-loadtest merge failed: {}", String::from_utf8_lossy(&o.stderr)),
+        Err(e) => println!("llm-loadtest merge not measured (/usr/bin/time: {e})"),
+    }
 }

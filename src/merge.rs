@@ -7,7 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
+
 use crate::artifacts::{self, RunResult};
+use crate::spool::{Records, SpoolWriter};
 use crate::stats;
 use crate::workload::Shard;
 
@@ -39,12 +43,13 @@ pub fn merge(mut shards: Vec<RunResult>) -> Result<RunResult, String> {
         return Err(format!("missing shards: {}", missing.join(", ")));
     }
 
-    let Joined { records, folded, duration_s, lag, cancelled, target_lost, mut notes, .. } = join(&mut shards)?;
+    let Joined { records, stats: accumulated, folded, duration_s, lag, cancelled, target_lost, mut notes, .. } =
+        join(&mut shards)?;
     let mut merged = shards.swap_remove(0);
     let slo = merged.plan.goodput_slo;
-    merged.client = stats::compute(&records, duration_s, &lag, &slo);
+    merged.client = accumulated.finish(duration_s, &lag, &slo);
     stats::add_folded(&mut merged.client, &folded);
-    merged.records = crate::spool::Records::held(records);
+    merged.records = records;
     merged.folded_failures = folded;
     merged.run_id = format!("{}-merged", merged.run_id);
     merged.plan.shard = None;
@@ -69,8 +74,11 @@ pub fn merge(mut shards: Vec<RunResult>) -> Result<RunResult, String> {
 
 /// The shards' records and figures on one clock, whichever shards there are.
 pub struct Joined {
-    /// Every shard's records, sorted by request index.
-    pub records: Vec<crate::record::RequestRecord>,
+    /// Every shard's records, one shard after the other (each in its own order), in a spool:
+    /// read once, never all in memory.
+    pub records: Records,
+    /// Their statistics, accumulated as they were read.
+    pub stats: stats::Accumulator,
     pub folded: Vec<crate::record::FoldedFailures>,
     /// From the earliest shard's measured start to the latest shard's end.
     pub duration_s: f64,
@@ -84,7 +92,8 @@ pub struct Joined {
     pub notes: Vec<String>,
 }
 
-/// Join shards of one plan (any subset, each once): their records taken out of them.
+/// Join shards of one plan (any subset, each once): their records taken out of them, read once
+/// each (a saved shard's file is streamed), into one spool and one statistics accumulator.
 pub fn join(shards: &mut [RunResult]) -> Result<Joined, String> {
     // The shards' measured phases on one wall clock: from the earliest start to the latest end.
     let start_of = |r: &RunResult| r.plan.start_at.unwrap_or(r.started_at);
@@ -97,21 +106,36 @@ pub fn join(shards: &mut [RunResult]) -> Result<Joined, String> {
     let duration_s = if shards.is_empty() { 0.0 } else { (end - begin).max(0.0) };
     let at = |s: f64| jiff::Timestamp::from_millisecond((s * 1e3) as i64).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
 
-    let mut records = Vec::new();
+    let total: usize = shards.iter().map(|r| r.records.len()).sum();
+    let mut seen = SeenIndices::new(total);
+    let mut spool = SpoolWriter::new();
+    let mut accumulated = stats::Accumulator::default();
     let mut folded = Vec::new();
     let mut notes = Vec::new();
     for r in shards.iter_mut() {
-        records.append(&mut std::mem::take(&mut r.records).to_vec());
+        let shard = r.plan.shard.unwrap_or_default();
+        let mut twice = None;
+        std::mem::take(&mut r.records)
+            .visit(|record| {
+                if !seen.insert(record.index) {
+                    twice = Some(record.index);
+                    return ControlFlow::Break(());
+                }
+                accumulated.add(record);
+                spool.push_ref(record);
+                ControlFlow::Continue(())
+            })
+            .map_err(|e| format!("shard {shard}: {e}"))?;
+        if let Some(index) = twice {
+            return Err(format!("request {index} is in two shards: not the shards of one plan"));
+        }
         folded.append(&mut r.folded_failures);
-        notes.extend(r.notes.iter().map(|n| format!("shard {}: {n}", r.plan.shard.unwrap_or_default())));
-    }
-    records.sort_by_key(|r| r.index);
-    if let Some(w) = records.windows(2).find(|w| w[0].index == w[1].index) {
-        return Err(format!("request {} is in two shards: not the shards of one plan", w[0].index));
+        notes.extend(r.notes.iter().map(|n| format!("shard {shard}: {n}")));
     }
     let lag = shards.iter().map(|r| &r.client.receive_lag).max_by(|a, b| a.p99_us.total_cmp(&b.p99_us)).cloned();
     Ok(Joined {
-        records,
+        records: spool.finish(),
+        stats: accumulated,
         folded,
         duration_s,
         begin: if shards.is_empty() { jiff::Timestamp::now() } else { at(begin) },
@@ -121,6 +145,35 @@ pub fn join(shards: &mut [RunResult]) -> Result<Joined, String> {
         target_lost: shards.iter().find_map(|r| r.target_lost.clone()),
         notes,
     })
+}
+
+/// The request indices read so far, to refuse one read twice. A bit per index below 4 × the
+/// records' count (the indices of one plan's shards are below their count, or near it when
+/// shards are lost), a set above it: a few bits per record, however large an index a damaged
+/// file holds. (A bit set is all this needs; no crate of ours has one.)
+struct SeenIndices {
+    bits: Vec<u64>,
+    above: BTreeSet<u64>,
+}
+
+impl SeenIndices {
+    fn new(records: usize) -> Self {
+        let bits = (records.saturating_mul(4) / 64).saturating_add(16);
+        SeenIndices { bits: vec![0; bits], above: BTreeSet::new() }
+    }
+
+    /// False when `index` was seen before.
+    fn insert(&mut self, index: u64) -> bool {
+        let bit = 1u64 << (index % 64);
+        match usize::try_from(index / 64).ok().and_then(|word| self.bits.get_mut(word)) {
+            Some(w) => {
+                let new = *w & bit == 0;
+                *w |= bit;
+                new
+            }
+            None => self.above.insert(index),
+        }
+    }
 }
 
 /// Read and merge the shard directories.
@@ -156,4 +209,23 @@ pub fn command(args: &crate::cli::MergeArgs) -> ExitCode {
 
 fn save(out: &Path, merged: &RunResult) -> Result<(), String> {
     artifacts::save(out, merged).map_err(|e| format!("{}: {e}", out.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SeenIndices;
+
+    #[test]
+    fn an_index_is_new_once_whatever_its_size() {
+        let mut seen = SeenIndices::new(100);
+        for i in (0..1000).chain([u64::MAX, 1 << 40]) {
+            assert!(seen.insert(i), "{i} the first time");
+        }
+        for i in (0..1000).chain([u64::MAX, 1 << 40]) {
+            assert!(!seen.insert(i), "{i} again");
+        }
+        // Beyond 4 bits a record, indices are kept in the set, not in a bit array grown to them.
+        assert_eq!(seen.bits.len(), 100 * 4 / 64 + 16);
+        assert_eq!(seen.above.iter().copied().collect::<Vec<_>>(), [1 << 40, u64::MAX]);
+    }
 }

@@ -288,7 +288,20 @@ impl SpoolWriter {
             self.tail.push(r);
             return;
         }
-        self.block.extend_from_slice(&jsonl_line(&r));
+        self.write(&r);
+    }
+
+    /// [`SpoolWriter::push`] of a record read from elsewhere: copied only when it must be held.
+    pub fn push_ref(&mut self, r: &RequestRecord) {
+        if self.writable {
+            self.write(r);
+        } else {
+            self.push(r.clone());
+        }
+    }
+
+    fn write(&mut self, r: &RequestRecord) {
+        self.block.extend_from_slice(&jsonl_line(r));
         self.in_block += 1;
         if self.block.len() >= BLOCK {
             self.flush();

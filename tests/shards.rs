@@ -107,6 +107,14 @@ async fn sharded_burst(load: &[&str], total: u64) {
     let d: Vec<&Path> = dirs.iter().map(|p| p.as_path()).collect();
     assert!(refused(&d[..3]).contains("missing shards: 3/4"));
     assert!(refused(&[d[0], d[1], d[2], d[2]]).contains("shard 2/4 is given twice"));
+    // A request in two shards' files (shard 1's holding one of shard 0's lines as well): refused.
+    let stolen = records(&dirs[0]).swap_remove(0);
+    let jsonl = dirs[1].join("requests.jsonl");
+    let mut text = std::fs::read_to_string(&jsonl).unwrap();
+    text.push_str(&format!("{stolen}\n"));
+    std::fs::write(&jsonl, text).unwrap();
+    let e = refused(&d);
+    assert!(e.contains(&format!("request {} is in two shards", stolen["index"])), "{e}");
     sim.shutdown().await;
 }
 

@@ -115,7 +115,8 @@ async fn four_workers_share_one_burst_and_it_is_judged_once() {
     // those of all of them together (not an average of the shards').
     let run_dir = data.path().join("runs/fleet").join(v["run_id"].as_str().unwrap());
     let saved = llm_loadtest::artifacts::read_dir(&run_dir).unwrap();
-    let indices: Vec<u64> = saved.records.to_vec().iter().map(|r| r.index).collect();
+    let mut indices: Vec<u64> = saved.records.to_vec().iter().map(|r| r.index).collect();
+    indices.sort_unstable(); // one shard after the other, each in the order its requests finished
     assert_eq!(indices, (0..200).collect::<Vec<_>>());
     let ttfts: Vec<f64> = saved.records.to_vec().iter().filter_map(|r| r.ttft_s).map(|s| s * 1e3).collect();
     let all = llm_loadtest::stats::LatencySummary::from_samples(ttfts);

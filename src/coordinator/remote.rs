@@ -171,8 +171,8 @@ fn join(ends: Vec<ShardEnd>, n: u32, start_at: jiff::Timestamp, cancelled: bool)
     notes.sort();
     RemoteOutput {
         load: LoadOutput {
-            stats: crate::stats::Accumulator::of(&joined.records),
-            records: crate::spool::Records::held(joined.records),
+            stats: joined.stats,
+            records: joined.records,
             duration_s: joined.duration_s,
             receive_lag: joined.lag,
             started_at,
