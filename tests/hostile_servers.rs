@@ -5,6 +5,8 @@
 //! deadlines are wide (this is a shared 2-core machine); before the SSE reader
 //! was bounded, the flood cases ran for minutes or for good.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -87,9 +89,17 @@ fn body(s: Scenario) -> Body {
 }
 
 async fn serve(s: Scenario) -> String {
+    serve_counting(s).await.0
+}
+
+/// [`serve`], and how many chat requests it has been sent.
+async fn serve_counting(s: Scenario) -> (String, Arc<AtomicUsize>) {
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&sent);
     let app = Router::new().route(
         "/v1/chat/completions",
         post(move || async move {
+            counter.fetch_add(1, Ordering::SeqCst);
             let mut r: Response = body(s).into_response();
             r.headers_mut().insert(header::CONTENT_TYPE, "text/event-stream".parse().unwrap());
             r
@@ -98,7 +108,7 @@ async fn serve(s: Scenario) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
+    (format!("http://{addr}"), sent)
 }
 
 async fn burst(url: &str, extra: &[&str], cancel: CancellationToken) -> RunResult {
@@ -177,11 +187,16 @@ async fn plain_text_labelled_as_sse_is_malformed_not_cut() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_during_a_flood_ends_the_burst_and_keeps_its_records() {
     for s in [Scenario::Trickle, Scenario::KeepAliveFlood] {
-        let url = serve(s).await;
+        let (url, sent) = serve_counting(s).await;
         let cancel = CancellationToken::new();
         let c = cancel.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            // Once both requests reached the server: a fixed pause could end before a loaded
+            // machine had sent them, and then nothing would be in flight to cancel.
+            let t = Instant::now();
+            while sent.load(Ordering::SeqCst) < 2 && t.elapsed() < Duration::from_secs(10) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             c.cancel();
         });
         let t = Instant::now();
