@@ -34,6 +34,9 @@ pub enum SseError {
     NotUtf8,
 }
 
+/// The most of a line buffer kept from one line to the next (a vLLM chunk is well under it).
+const KEPT_LINE_CAPACITY: usize = 64 << 10;
+
 /// The decoder of one stream.
 #[derive(Debug, Default)]
 pub struct SseDecoder {
@@ -55,6 +58,10 @@ impl SseDecoder {
     /// Feed the next bytes; the `data` of every event they complete is pushed to `out`.
     /// After an error the stream is beyond repair: stop reading it.
     pub fn feed(&mut self, mut bytes: &[u8], out: &mut Vec<String>) -> Result<(), SseError> {
+        if bytes.is_empty() {
+            // (An empty read, as an empty HTTP/2 DATA frame gives, must not forget a CR.)
+            return Ok(());
+        }
         if self.after_cr && bytes.first() == Some(&b'\n') {
             bytes = &bytes[1..];
         }
@@ -71,8 +78,12 @@ impl SseDecoder {
                 // Taken and given back so that its buffer is reused for the next line.
                 let line = std::mem::take(&mut self.line);
                 let ended = self.end_line(&line, out);
-                self.line = line;
-                self.line.clear();
+                // Kept for the next line, unless a long line grew it: a stream then holds no
+                // more than a chunk's worth between lines.
+                if line.capacity() <= KEPT_LINE_CAPACITY {
+                    self.line = line;
+                    self.line.clear();
+                }
                 ended?;
             }
             let crlf = bytes[end] == b'\r' && bytes.get(end + 1) == Some(&b'\n');
@@ -175,6 +186,30 @@ mod tests {
         let r = all(&[b"data: 0123456789\ndata: 0123456789\ndata: 0123456789\n\n"], limits);
         assert_eq!(r, Err(SseError::EventTooLong(24)));
         assert_eq!(all(&[b"data: \xff\xfe\n\n"], limits), Err(SseError::NotUtf8));
+        // A whole line in one read, with its line end: 16 bytes pass, 17 are refused.
+        assert_eq!(all(&[b"data: 0123456789\n\n"], limits).unwrap(), ["0123456789"]);
+        assert_eq!(all(&[b"data: 01234567890\n\n"], limits), Err(SseError::LineTooLong(16)));
+        // The same split over reads.
+        assert_eq!(all(&[b"data: 01234", b"567890\n\n"], limits), Err(SseError::LineTooLong(16)));
+    }
+
+    #[test]
+    fn an_empty_read_keeps_a_cr_line_end_whole() {
+        // CR, then an empty read, then LF: one line end, so the event ends at the empty line.
+        let got = all(&[b"data: a\r", b"", b"\ndata: b\r\n\r\n"], SseLimits::default()).unwrap();
+        assert_eq!(got, ["a\nb"]);
+    }
+
+    #[test]
+    fn a_long_line_does_not_keep_its_buffer() {
+        let mut d = SseDecoder::default();
+        let mut out = Vec::new();
+        let long = vec![b'x'; 200 << 10];
+        d.feed(b"data: ", &mut out).unwrap();
+        d.feed(&long, &mut out).unwrap();
+        d.feed(b"\n\n", &mut out).unwrap();
+        assert_eq!(out.len(), 1);
+        assert!(d.line.capacity() <= KEPT_LINE_CAPACITY, "{}", d.line.capacity());
     }
 
     #[test]
