@@ -43,6 +43,9 @@ pub fn merge(mut shards: Vec<RunResult>) -> Result<RunResult, String> {
         return Err(format!("missing shards: {}", missing.join(", ")));
     }
 
+    // In shard order, whatever the order of the directories: the merged file, its first error
+    // and its notes are then the same for the same shards.
+    shards.sort_by_key(|r| r.plan.shard.map_or(0, |s| s.index));
     let Joined { records, stats: accumulated, folded, duration_s, lag, cancelled, target_lost, mut notes, .. } =
         join(&mut shards)?;
     let mut merged = shards.swap_remove(0);
