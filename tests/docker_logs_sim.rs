@@ -17,7 +17,6 @@ use common::docker::docker;
 
 const IMAGE: &str = "llm-loadtest:local";
 
-/// The simulator in a host-network container, removed when dropped.
 /// Until the simulator at `url` runs a request (the burst took its first container state and
 /// started its load: a restart then falls inside the burst), at most 10 s, then 300 ms more.
 /// A fixed pause could end before a burst on a dockerd busy with the other tests had begun.
@@ -33,12 +32,12 @@ fn wait_for_load(url: &str) {
     std::thread::sleep(Duration::from_millis(300));
 }
 
-/// `vllm:num_requests_running` summed, from a plain HTTP/1.1 GET of `/metrics`.
+/// `vllm:num_requests_running` summed, from a plain HTTP/1.0 GET of `/metrics` (no chunked body).
 fn running_requests(addr: &str) -> Option<f64> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).ok()?;
+    s.write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).ok()?;
     let mut body = String::new();
     s.read_to_string(&mut body).ok()?;
     let values = body
@@ -48,6 +47,7 @@ fn running_requests(addr: &str) -> Option<f64> {
     Some(values.sum())
 }
 
+/// The simulator in a host-network container, removed when dropped.
 struct SimContainer {
     name: String,
     url: String,

@@ -197,6 +197,8 @@ async fn cancelling_during_a_flood_ends_the_burst_and_keeps_its_records() {
             while sent.load(Ordering::SeqCst) < 2 && t.elapsed() < Duration::from_secs(10) {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
+            // Then into their bodies: the cancel must end a read of the flood, not the sending.
+            tokio::time::sleep(Duration::from_millis(300)).await;
             c.cancel();
         });
         let t = Instant::now();
