@@ -62,19 +62,22 @@ fn figures(result_json: &Path) -> Result<Figures, String> {
 
 fn ours(url: &str, load: &Load, dir: &Path) -> Result<Figures, String> {
     let out = dir.join("ours");
-    let status = Command::new(BIN)
-        .args(["run", "--target", url, "--model", "sim-model", "--quiet", "--skip-validation"])
+    let mut run = Command::new(BIN);
+    run.args(["run", "--target", url, "--model", "sim-model", "--quiet", "--skip-validation"])
         .args(["--requests", &load.requests.to_string(), "--concurrency", &load.concurrency.to_string()])
         .args(["--max-tokens", "64", "--ignore-eos", "--input-tokens", "32"])
         .arg("--save-artifacts")
-        .arg(&out)
-        .stdout(Stdio::null())
-        .status()
-        .map_err(|e| e.to_string())?;
+        .arg(&out);
+    run_client("llm-loadtest run", &mut run, &out.join("result.json"))
+}
+
+/// Run one client to its end, then read the figures from the result file it wrote.
+fn run_client(client: &str, command: &mut Command, result_json: &Path) -> Result<Figures, String> {
+    let status = command.stdout(Stdio::null()).status().map_err(|e| format!("{client}: {e}"))?;
     if !status.success() {
-        return Err(format!("llm-loadtest run: {status}"));
+        return Err(format!("{client}: {status}"));
     }
-    figures(&out.join("result.json"))
+    figures(result_json)
 }
 
 fn theirs(url: &str, load: &Load, dir: &Path, home: &Path) -> Result<Figures, String> {
@@ -82,7 +85,8 @@ fn theirs(url: &str, load: &Load, dir: &Path, home: &Path) -> Result<Figures, St
     if !vllm.exists() {
         return Err(format!("{} not found: run ../shared/real-vllm/setup.sh", vllm.display()));
     }
-    let status = Command::new(&vllm)
+    let mut bench = Command::new(&vllm);
+    bench
         .env("VLLM_TARGET_DEVICE", "cpu")
         .env("HF_HUB_OFFLINE", "1")
         .args(["bench", "serve", "--backend", "openai-chat", "--base-url", url])
@@ -94,14 +98,8 @@ fn theirs(url: &str, load: &Load, dir: &Path, home: &Path) -> Result<Figures, St
         .args(["--metric-percentiles", "50,99", "--save-result", "--result-dir"])
         .arg(dir)
         .args(["--result-filename", "theirs.json"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map_err(|e| e.to_string())?;
-    if !status.success() {
-        return Err(format!("vllm bench serve: {status}"));
-    }
-    figures(&dir.join("theirs.json"))
+        .stderr(Stdio::null());
+    run_client("vllm bench serve", &mut bench, &dir.join("theirs.json"))
 }
 
 fn row(client: &str, f: &Result<Figures, String>) {

@@ -4,11 +4,10 @@
 //! no server validation: each shard judged its server window alone, and their verdicts stay in
 //! their own directories.
 
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
-
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use crate::artifacts::{self, RunResult};
 use crate::spool::{Records, SpoolWriter};

@@ -283,12 +283,11 @@ impl SpoolWriter {
     }
 
     pub fn push(&mut self, r: RequestRecord) {
-        if !self.writable {
-            self.tail_chunk_bytes += r.chunk_times_s.capacity() * std::mem::size_of::<f64>();
-            self.tail.push(r);
-            return;
+        if self.writable {
+            self.write(&r);
+        } else {
+            self.hold(r);
         }
-        self.write(&r);
     }
 
     /// [`SpoolWriter::push`] of a record read from elsewhere: copied only when it must be held.
@@ -296,8 +295,14 @@ impl SpoolWriter {
         if self.writable {
             self.write(r);
         } else {
-            self.push(r.clone());
+            self.hold(r.clone());
         }
+    }
+
+    /// Keep `r` in memory, counting what its chunk times hold.
+    fn hold(&mut self, r: RequestRecord) {
+        self.tail_chunk_bytes += r.chunk_times_s.capacity() * std::mem::size_of::<f64>();
+        self.tail.push(r);
     }
 
     fn write(&mut self, r: &RequestRecord) {
@@ -323,14 +328,15 @@ impl SpoolWriter {
             Err(e) => {
                 tracing::warn!(error = %e, "the records' spool file failed (the rest are held in memory)");
                 let _ = file.set_len(self.bytes);
+                self.writable = false;
+                let block = std::mem::take(&mut self.block);
                 let mut back = |r: &RequestRecord| {
-                    self.tail_chunk_bytes += r.chunk_times_s.len() * std::mem::size_of::<f64>();
-                    self.tail.push(r.clone());
+                    self.hold(r.clone());
                     ControlFlow::Continue(())
                 };
                 // Our own lines: they parse.
-                let _ = read_lines(&self.block[..], &mut back, "the spool block");
-                self.writable = false;
+                let _ = read_lines(&block[..], &mut back, "the spool block");
+                self.block = block;
             }
         }
         self.block.clear();
